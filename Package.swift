@@ -1,0 +1,73 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "Duplex",
+    platforms: [.macOS(.v14)],
+    products: [
+        .library(name: "DuplexCore", targets: ["DuplexCore"]),
+        .library(name: "Duplex", targets: ["Duplex"]),
+        .executable(name: "duplex", targets: ["DuplexCLI"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // The WebSocket protocol, sans-I/O: no sockets, clocks, threads or event loops.
+        .target(
+            name: "DuplexCore",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
+        // The network layer: server and client over SwiftNIO.
+        .target(
+            name: "Duplex",
+            dependencies: [
+                "DuplexCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        // The `duplex` command-line tool.
+        .executableTarget(
+            name: "DuplexCLI",
+            dependencies: [
+                "Duplex",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // Side-by-side micro-benchmarks of DuplexCore against SwiftNIO's NIOWebSocket.
+        .executableTarget(
+            name: "DuplexCoreBenchmarks",
+            dependencies: [
+                "DuplexCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Benchmarks/DuplexCoreBenchmarks"
+        ),
+        .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),
+        .testTarget(
+            name: "DuplexTests",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "DuplexCLITests", dependencies: ["DuplexCLI"]),
+    ]
+)

@@ -1,0 +1,59 @@
+/// Why an opening handshake failed, on either side.
+public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
+    // Server side: a request that is not a valid upgrade.
+    case methodNotGet(String)
+    case httpVersionTooOld(String)
+    case missingHost
+    case missingUpgrade
+    case missingConnectionUpgrade
+    case invalidKey
+    case missingVersion
+    case unsupportedVersion(String)
+    case headersTooLarge(size: Int, limit: Int)
+    case malformedExtensions(String)
+    case malformedSubprotocols
+
+    // Client side: a response that does not complete the handshake.
+    /// The server did not answer 101; its status and headers are attached.
+    case unexpectedStatus(Int, HeaderList)
+    case responseMissingUpgrade
+    case responseMissingConnectionUpgrade
+    case invalidAccept(expected: String, received: String?)
+    case unofferedSubprotocol(String)
+    case unofferedExtension(String)
+    case extensionRejected(name: String, reason: String)
+
+    /// The HTTP status a server answers with for this error.
+    public var status: Int {
+        switch self {
+        case .methodNotGet: 405
+        case .unsupportedVersion: 426
+        case .headersTooLarge: 431
+        default: 400
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .methodNotGet(let m): "WebSocket upgrade requires GET, not \(m)"
+        case .httpVersionTooOld(let v): "WebSocket upgrade requires HTTP/1.1 or later, not \(v)"
+        case .missingHost: "missing or repeated Host header"
+        case .missingUpgrade: "missing Upgrade: websocket"
+        case .missingConnectionUpgrade: "missing Connection: Upgrade"
+        case .invalidKey: "Sec-WebSocket-Key must be one base64-encoded 16-byte value"
+        case .missingVersion: "missing Sec-WebSocket-Version"
+        case .unsupportedVersion(let v): "unsupported Sec-WebSocket-Version \(v); this server speaks 13"
+        case .headersTooLarge(let size, let limit): "request headers of \(size) bytes exceed the limit of \(limit)"
+        case .malformedExtensions(let v): "malformed Sec-WebSocket-Extensions: \(v)"
+        case .malformedSubprotocols: "malformed Sec-WebSocket-Protocol"
+        case .unexpectedStatus(let status, _): "server answered \(status) instead of 101 Switching Protocols"
+        case .responseMissingUpgrade: "response lacks Upgrade: websocket"
+        case .responseMissingConnectionUpgrade: "response lacks Connection: Upgrade"
+        case .invalidAccept(let expected, let received):
+            "Sec-WebSocket-Accept is \(received.map { "'\($0)'" } ?? "missing"), expected '\(expected)'"
+        case .unofferedSubprotocol(let p): "server chose subprotocol '\(p)', which was not offered"
+        case .unofferedExtension(let e): "server accepted extension '\(e)', which was not offered"
+        case .extensionRejected(let name, let reason): "extension \(name): \(reason)"
+        }
+    }
+}
