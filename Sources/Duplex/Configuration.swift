@@ -1,0 +1,93 @@
+import DuplexCore
+import NIOCore
+
+/// Settings of one WebSocket connection, the same for servers and clients.
+///
+/// Every limit and timer has a default suited to a public-facing server; set any of them to
+/// change it. Timers are driven from the connection's event loop; the protocol core knows no clocks.
+public struct WebSocketConfiguration: Sendable {
+    /// Frame and message size limits (default 16 MiB each). Over a limit: close 1009.
+    public var limits: Limits
+    /// Answer pings automatically. Default: true.
+    public var autoPong: Bool
+    /// Send a ping this often; nil turns keepalive pings off. Default: 30 s.
+    public var pingInterval: TimeAmount?
+    /// How long to wait for the pong to a keepalive ping. Default: 20 s.
+    public var pongTimeout: TimeAmount
+    /// What to do when the pong does not come.
+    public var pongTimeoutAction: TimeoutAction
+    /// Close a connection that received nothing for this long; nil turns it off. Default: nil
+    /// (keepalive pings already detect dead peers).
+    public var idleTimeout: TimeAmount?
+    /// After this side sent its close frame (or, for a client, after the closing handshake),
+    /// wait this long for the peer before closing the transport. Default: 5 s.
+    public var closeTimeout: TimeAmount
+    /// Outbound bytes buffered (not yet taken by the kernel) above which async `send` suspends
+    /// and the callback API's `send` answers ``SendResult/buffered``. Default: 1 MiB.
+    public var outboundHighWaterMark: Int
+    /// Once writable again, sends resume when the buffered bytes fall under this. Default: 256 KiB.
+    public var outboundLowWaterMark: Int
+    /// Hard cap on buffered outbound bytes; a send that would pass it meets ``backpressurePolicy``.
+    /// Default: 16 MiB.
+    public var outboundHardLimit: Int
+    /// What happens to a send past ``outboundHardLimit``.
+    public var backpressurePolicy: BackpressurePolicy
+    /// Received messages the application has not consumed yet (async API) before the connection
+    /// stops reading from its socket. Default: 16.
+    public var inboundQueueSize: Int
+    /// Split outgoing messages into frames of at most this many payload bytes; nil sends each
+    /// message as one frame. Default: nil.
+    public var fragmentSize: Int?
+
+    /// What a connection does when the peer fails to answer a keepalive ping in time.
+    public enum TimeoutAction: Sendable, Hashable {
+        /// Start the closing handshake with this code (default 1011) and wait ``closeTimeout``.
+        case close(CloseCode)
+        /// Drop the TCP connection at once.
+        case drop
+    }
+
+    /// What a send past the outbound hard limit does.
+    public enum BackpressurePolicy: Sendable, Hashable {
+        /// Drop the message and close the connection with this code (1008 policy violation or
+        /// 1013 try again later).
+        case close(CloseCode)
+        /// Drop the message; the connection stays open.
+        case drop
+    }
+
+    public init(
+        limits: Limits = .default,
+        autoPong: Bool = true,
+        pingInterval: TimeAmount? = .seconds(30),
+        pongTimeout: TimeAmount = .seconds(20),
+        pongTimeoutAction: TimeoutAction = .close(.internalError),
+        idleTimeout: TimeAmount? = nil,
+        closeTimeout: TimeAmount = .seconds(5),
+        outboundHighWaterMark: Int = 1 << 20,
+        outboundLowWaterMark: Int = 256 << 10,
+        outboundHardLimit: Int = 16 << 20,
+        backpressurePolicy: BackpressurePolicy = .close(.tryAgainLater),
+        inboundQueueSize: Int = 16,
+        fragmentSize: Int? = nil
+    ) {
+        precondition(outboundLowWaterMark <= outboundHighWaterMark && outboundHighWaterMark <= outboundHardLimit,
+                     "water marks must satisfy low <= high <= hard limit")
+        precondition(inboundQueueSize > 0, "inboundQueueSize must be positive")
+        self.limits = limits
+        self.autoPong = autoPong
+        self.pingInterval = pingInterval
+        self.pongTimeout = pongTimeout
+        self.pongTimeoutAction = pongTimeoutAction
+        self.idleTimeout = idleTimeout
+        self.closeTimeout = closeTimeout
+        self.outboundHighWaterMark = outboundHighWaterMark
+        self.outboundLowWaterMark = outboundLowWaterMark
+        self.outboundHardLimit = outboundHardLimit
+        self.backpressurePolicy = backpressurePolicy
+        self.inboundQueueSize = inboundQueueSize
+        self.fragmentSize = fragmentSize
+    }
+
+    var core: Connection.Configuration { Connection.Configuration(limits: limits, autoPong: autoPong) }
+}

@@ -1,0 +1,11 @@
+import ArgumentParser
+
+/// The `duplex` command-line tool.
+@main
+struct DuplexCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "duplex",
+        abstract: "A WebSocket server, client and load generator.",
+        subcommands: [Serve.self]
+    )
+}

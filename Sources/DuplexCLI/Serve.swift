@@ -1,0 +1,94 @@
+import ArgumentParser
+import Duplex
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `duplex serve`: an echo endpoint (the Autobahn testee) and a demo page.
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Serve WebSocket endpoints: /echo echoes every message, / is a demo page."
+    )
+
+    @Option(help: "Address to listen on.") var host = "127.0.0.1"
+    @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
+    @Option(help: "PEM certificate chain for wss:// (with --tls-key).") var tlsCert: String?
+    @Option(help: "PEM private key for wss:// (with --tls-cert).") var tlsKey: String?
+    @Option(help: "Largest message in bytes (close 1009 over it).") var maxMessageSize = Limits.default.maxMessageSize
+    @Option(help: "Largest frame payload in bytes (close 1009 over it).") var maxFrameSize = Limits.default.maxFrameSize
+    @Option(help: "Seconds between keepalive pings (0 turns them off).") var pingInterval = 30.0
+    @Option(help: "Seconds to wait for a pong before closing with 1011.") var pongTimeout = 20.0
+    @Option(help: "Seconds without received data before closing with 1001 (0 turns it off).") var idleTimeout = 0.0
+    @Option(help: "Seconds to wait for the peer's close frame or TCP close after sending a close frame.") var closeTimeout = 5.0
+    @Option(help: "Seconds a connection has to complete its HTTP request / upgrade.") var handshakeTimeout = 10.0
+    @Option(help: "Outbound bytes buffered per connection before backpressure applies.") var highWaterMark = 1 << 20
+    @Option(help: "Outbound bytes buffered per connection before the connection is closed with 1013.") var hardLimit = 16 << 20
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+
+    func validate() throws {
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
+        guard maxMessageSize > 0, maxFrameSize > 0 else { throw ValidationError("size limits must be positive") }
+        guard highWaterMark <= hardLimit else { throw ValidationError("--high-water-mark must not exceed --hard-limit") }
+    }
+
+    func run() async throws {
+        let level = Logger.Level(rawValue: logLevel)!
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "duplex.serve")
+
+        let webSocket = WebSocketConfiguration(
+            limits: Limits(maxFrameSize: maxFrameSize, maxMessageSize: maxMessageSize),
+            pingInterval: pingInterval > 0 ? .seconds(pingInterval) : nil,
+            pongTimeout: .seconds(pongTimeout),
+            idleTimeout: idleTimeout > 0 ? .seconds(idleTimeout) : nil,
+            closeTimeout: .seconds(closeTimeout),
+            outboundHighWaterMark: highWaterMark,
+            outboundLowWaterMark: highWaterMark / 4,
+            outboundHardLimit: hardLimit
+        )
+        let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
+        let server = WebSocketServer(
+            configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
+                                 handshakeTimeout: .seconds(handshakeTimeout)),
+            router: Self.router(),
+            logger: logger
+        )
+        let address = try await server.start()
+        let scheme = tls == nil ? "http" : "https"
+        let wsScheme = tls == nil ? "ws" : "wss"
+        let hostPart = address.ipAddress.map { $0.contains(":") ? "[\($0)]" : $0 } ?? host
+        let authority = "\(hostPart):\(address.port ?? port)"
+        print("duplex serve: listening on \(scheme)://\(authority)/ (demo page)")
+        print("duplex serve: echo endpoint \(wsScheme)://\(authority)/echo")
+        print("duplex serve: health check \(scheme)://\(authority)/healthz")
+        fflush(stdout)
+        let group = ServiceGroup(
+            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        )
+        try await group.run()
+    }
+
+    static func router() -> Router {
+        var router = Router()
+        router.webSocket("/echo", WebSocketEndpoint(callbacks: WebSocketCallbacks(onMessage: { ws, data in
+            ws.send(data)
+        })))
+        router.get("/") { _ in .html(DemoPage.html) }
+        return router
+    }
+}
+
+extension TimeAmount {
+    static func seconds(_ value: Double) -> TimeAmount { .nanoseconds(Int64(value * 1_000_000_000)) }
+}
