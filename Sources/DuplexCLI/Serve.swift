@@ -72,7 +72,7 @@ struct Serve: AsyncParsableCommand {
         print("duplex serve: listening on \(scheme)://\(authority)/ (demo page)")
         print("duplex serve: echo endpoint \(wsScheme)://\(authority)/echo")
         print("duplex serve: health check \(scheme)://\(authority)/healthz")
-        fflush(stdout)
+        fflush(nil)  // all streams: the URLs must show at once in a pipe too
         let group = ServiceGroup(
             configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
