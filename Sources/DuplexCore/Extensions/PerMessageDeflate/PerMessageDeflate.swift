@@ -1,0 +1,145 @@
+import CompressNIO
+import NIOCore
+
+/// The permessage-deflate extension (RFC 7692) on one connection: compresses outgoing
+/// messages and inflates incoming ones, with RSV1 marking compressed messages.
+///
+/// - Outgoing: each message of at least ``PerMessageDeflateConfiguration/minimumMessageSize``
+///   bytes is deflated with `Z_SYNC_FLUSH` and the trailing `00 00 ff ff` removed (§7.2.1).
+/// - Incoming: frames are inflated as they arrive with the tail appended at the end of the
+///   message (§7.2.2). The output is bounded while inflating: a message that would inflate past
+///   the size limit fails with 1009 after at most the limit plus one chunk is allocated.
+/// - Context: kept across messages unless no-context-takeover was agreed for that direction;
+///   then the zlib stream is freed after each message, so an idle connection holds none.
+public final class PerMessageDeflate: WebSocketExtension {
+    public static let name = "permessage-deflate"
+    public var name: String { Self.name }
+    public var reservedBits: ReservedBits { .rsv1 }
+
+    let configuration: PerMessageDeflateConfiguration
+    /// Window bits of this side's compressor; 8 means "send uncompressed" (zlib cannot do 8).
+    public let localWindowBits: Int
+    public let localNoContextTakeover: Bool
+    public let peerWindowBits: Int
+    public let peerNoContextTakeover: Bool
+
+    private var compressor: ZlibCompressor?
+    private var decompressor: ZlibDecompressor?
+    private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
+
+    public init(configuration: PerMessageDeflateConfiguration, localWindowBits: Int, localNoContextTakeover: Bool,
+                peerWindowBits: Int, peerNoContextTakeover: Bool) {
+        self.configuration = configuration
+        self.localWindowBits = localWindowBits
+        self.localNoContextTakeover = localNoContextTakeover
+        self.peerWindowBits = peerWindowBits
+        self.peerNoContextTakeover = peerNoContextTakeover
+    }
+
+    /// Whether zlib streams are allocated now (for tests and memory checks).
+    public var holdsCompressor: Bool { compressor != nil }
+    public var holdsDecompressor: Bool { decompressor != nil }
+
+    // MARK: Decoding
+
+    public func decode(frame: ByteBuffer, isFinal: Bool, maxOutput: Int) throws(ExtensionError) -> ByteBuffer {
+        let inflater: ZlibDecompressor
+        if let decompressor {
+            inflater = decompressor
+        } else {
+            do {
+                // A window at least as large as the peer's decodes its stream; zlib's minimum is 9.
+                inflater = try ZlibDecompressor(algorithm: .deflate, windowSize: Int32(max(peerWindowBits, 9)))
+            } catch {
+                throw ExtensionError.internalError("cannot create a zlib stream: \(error)")
+            }
+            decompressor = inflater
+        }
+        var output = ByteBuffer()
+        output.reserveCapacity(min(maxOutput + 1, max(frame.readableBytes * 4, 256)))
+        var input = frame
+        try inflate(&input, with: inflater, into: &output, maxOutput: maxOutput)
+        if isFinal {
+            var tail = ByteBuffer(bytes: Self.tail)
+            try inflate(&tail, with: inflater, into: &output, maxOutput: maxOutput)
+            if tail.readableBytes > 0 || peerNoContextTakeover {
+                // The tail was not consumed: the peer ended the deflate stream (BFINAL), so the
+                // next message starts a new one. Or no context is kept between messages.
+                decompressor = nil
+            }
+        }
+        return output
+    }
+
+    private func inflate(_ input: inout ByteBuffer, with inflater: ZlibDecompressor, into output: inout ByteBuffer,
+                         maxOutput: Int) throws(ExtensionError) {
+        while input.readableBytes > 0 {
+            if output.writableBytes == 0 {
+                guard output.readableBytes <= maxOutput else { throw ExtensionError.messageTooBig }
+                // Grow, but never past the limit plus one byte: a bomb stops at the limit.
+                let room = min(max(output.capacity, 4096), maxOutput + 1 - output.readableBytes)
+                guard room > 0 else { throw ExtensionError.messageTooBig }
+                output.reserveCapacity(minimumWritableBytes: room)
+            }
+            let before = (input.readableBytes, output.readableBytes)
+            do {
+                try inflater.inflate(from: &input, to: &output)
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                continue  // output full: grow and go on
+            } catch let error as CompressNIOError where error == .inputBufferOverflow {
+                return  // all input consumed, more is needed
+            } catch let error as CompressNIOError where error == .corruptData {
+                throw ExtensionError.invalidData("invalid deflate data")
+            } catch {
+                throw ExtensionError.internalError("inflate failed: \(error)")
+            }
+            if output.readableBytes > maxOutput { throw ExtensionError.messageTooBig }
+            if (input.readableBytes, output.readableBytes) == before { return }  // end of stream: no progress
+        }
+    }
+
+    // MARK: Encoding
+
+    public func encode(message: ByteBuffer, opcode: Opcode) throws(ExtensionError) -> (payload: ByteBuffer, reservedBits: ReservedBits)? {
+        guard localWindowBits >= 9, message.readableBytes > 0,
+              message.readableBytes >= configuration.minimumMessageSize else { return nil }
+        let deflater: ZlibCompressor
+        if let compressor {
+            deflater = compressor
+        } else {
+            do {
+                deflater = try ZlibCompressor(
+                    algorithm: .deflate,
+                    configuration: ZlibConfiguration(windowSize: Int32(localWindowBits), compressionLevel: configuration.compressionLevel,
+                                                     memoryLevel: configuration.memoryLevel)
+                )
+            } catch {
+                throw ExtensionError.internalError("cannot create a zlib stream: \(error)")
+            }
+            compressor = deflater
+        }
+        var input = message
+        var output = ByteBuffer()
+        output.reserveCapacity(deflater.maxSize(from: input))
+        do {
+            try deflater.deflate(from: &input, to: &output, flush: .sync)
+        } catch {
+            compressor = nil  // the stream's state is unknown now
+            throw ExtensionError.internalError("deflate failed: \(error)")
+        }
+        if output.readableBytes >= 4, output.getBytes(at: output.writerIndex - 4, length: 4) == Self.tail {
+            output.moveWriterIndex(to: output.writerIndex - 4)
+        }
+        if localNoContextTakeover {
+            compressor = nil
+            // Without shared context a message that did not shrink can go out as it is.
+            if output.readableBytes >= message.readableBytes { return nil }
+        }
+        return (output, .rsv1)
+    }
+
+    public func shutdown() {
+        compressor = nil
+        decompressor = nil
+    }
+}
