@@ -108,6 +108,8 @@ public struct Connection {
             messageSize = 0
             utf8 = UTF8Validator()
         case .close, .ping, .pong:
+            // Extensions transform data messages only: no one owns an RSV bit on a control frame.
+            guard header.reservedBits.isEmpty else { throw ProtocolError(.reservedBitsSet(header.reservedBits)) }
             return
         }
         frameValidated = 0
