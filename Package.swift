@@ -63,6 +63,8 @@ let package = Package(
             ],
             path: "Benchmarks/DuplexCoreBenchmarks"
         ),
+        // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
+        .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
         .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),
         .testTarget(
             name: "DuplexTests",

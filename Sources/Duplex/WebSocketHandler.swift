@@ -114,7 +114,11 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .handOff(let promise):
             promise.succeed(socket)
         }
-        if !context.channel.isActive { finish() }
+        if !context.channel.isActive {
+            // Added to a channel that already closed (a client whose server sent its last bytes and
+            // hung up during the upgrade): the bytes read so far are handed in first, in this tick.
+            context.eventLoop.assumeIsolated().execute { [self] in finish() }
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {

@@ -1,0 +1,192 @@
+import DuplexCore
+import Logging
+import NIOCore
+import NIOHTTP1
+
+/// The client's opening handshake over HTTP/1.1: sends the upgrade request once the channel is
+/// active (after the proxy tunnel and TLS, if any), checks the response with DuplexCore's
+/// ``ClientHandshake``, then replaces the HTTP handlers with a ``WebSocketHandler`` that hands
+/// the ``WebSocket`` to the caller through `promise`. Bytes read past the 101 response reach
+/// the WebSocket handler first thing.
+///
+/// It also owns the handshake's deadline and turns every way the attempt can end early (timeout,
+/// error, closed connection) into a failure of `promise`; the first one wins.
+final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = HTTPClientResponsePart
+    typealias OutboundOut = HTTPClientRequestPart
+
+    private enum State {
+        case waitingForActive
+        case awaitingResponse
+        /// The response head passed the checks; switching at its `.end`.
+        case accepted(ClientHandshake.Result)
+        /// The HTTP handlers are leaving.
+        case upgrading(ClientHandshake.Result)
+        case done
+    }
+
+    private let handshake: ClientHandshake
+    private let requestTarget: String
+    private let webSocketConfiguration: WebSocketConfiguration
+    private let promise: EventLoopPromise<WebSocket>
+    private let application: WebSocketApplication
+    private let deadline: NIODeadline
+    private let encoder: HTTPRequestEncoder
+    private let decoder: ByteToMessageHandler<HTTPResponseDecoder>
+    private let logger: Logger
+    private var state = State.waitingForActive
+    private var timeout: Scheduled<Void>?
+    private var pendingReads: [NIOAny] = []
+
+    /// - Parameters:
+    ///   - promise: failed when the attempt fails; the application succeeds it once the
+    ///     WebSocket handler is in place.
+    ///   - application: `.handOff(promise)`, or callbacks whose `onOpen` succeeds `promise`.
+    init(handshake: ClientHandshake, requestTarget: String, webSocketConfiguration: WebSocketConfiguration,
+         promise: EventLoopPromise<WebSocket>, application: WebSocketApplication, deadline: NIODeadline,
+         encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>, logger: Logger) {
+        self.handshake = handshake
+        self.requestTarget = requestTarget
+        self.webSocketConfiguration = webSocketConfiguration
+        self.promise = promise
+        self.application = application
+        self.deadline = deadline
+        self.encoder = encoder
+        self.decoder = decoder
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
+            logger.debug("handshake timeout")
+            fail(WebSocketError.handshakeTimeout, context: context)
+        }
+        if context.channel.isActive { sendRequest(context: context) }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timeout?.cancel()
+        timeout = nil
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        sendRequest(context: context)
+        context.fireChannelActive()
+    }
+
+    private func sendRequest(context: ChannelHandlerContext) {
+        guard case .waitingForActive = state else { return }
+        state = .awaitingResponse
+        var headers = HTTPHeaders()
+        for field in handshake.requestHeaders { headers.add(name: field.name, value: field.value) }
+        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: requestTarget, headers: headers)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if case .upgrading = state {
+            // Bytes the decoder read past the 101 (forwarded as it leaves), or read from the
+            // socket since: they belong to the WebSocket handler. Kept as they are, not unwrapped.
+            pendingReads.append(data)
+            return
+        }
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            guard case .awaitingResponse = state else { return }
+            let headers = HeaderList(head.headers.map { (name: $0.name, value: $0.value) })
+            do {
+                let result = try handshake.validate(status: Int(head.status.code), headers: headers)
+                state = .accepted(result)
+            } catch {
+                logger.debug("handshake refused", metadata: ["status": "\(head.status.code)", "error": "\(error)"])
+                fail(WebSocketError.handshakeFailed(error), context: context)
+            }
+        case .body:
+            break
+        case .end:
+            guard case .accepted(let result) = state else { return }
+            removeHTTPHandlers(result, context: context)
+        }
+    }
+
+    /// First step of the switch: the HTTP handlers leave. The response decoder also watches
+    /// writes (to pair requests with responses), so nothing else may be written through it: the
+    /// WebSocket handler, which writes as soon as it reads, comes only once the decoder is gone.
+    private func removeHTTPHandlers(_ result: ClientHandshake.Result, context: ChannelHandlerContext) {
+        state = .upgrading(result)
+        let pipeline = context.pipeline.syncOperations
+        pipeline.removeHandler(encoder, promise: nil)
+        let removed = context.eventLoop.makePromise(of: Void.self)
+        pipeline.removeHandler(decoder, promise: removed)
+        removed.futureResult.assumeIsolated().whenComplete { [self] outcome in
+            switch outcome {
+            case .success: addWebSocketHandler(result, context: context)
+            case .failure(let error): fail(error, context: context)
+            }
+        }
+    }
+
+    /// Second step: the WebSocket handler takes this handler's place and gets the bytes read so far.
+    private func addWebSocketHandler(_ result: ClientHandshake.Result, context: ChannelHandlerContext) {
+        guard case .upgrading = state else { return }
+        state = .done
+        timeout?.cancel()
+        timeout = nil
+        let setup = WebSocketSetup(
+            role: .client, configuration: webSocketConfiguration, subprotocol: result.subprotocol, request: nil,
+            userData: nil, logger: logger, metrics: .client
+        )
+        let connection = Connection(role: .client, configuration: webSocketConfiguration.core, extensions: result.extensions)
+        let handler = WebSocketHandler(connection: connection, setup: setup, application: application)
+        do {
+            try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
+        } catch {
+            for ext in result.extensions { ext.shutdown() }
+            promise.fail(context.channel.isActive ? error : WebSocketError.connectionClosedDuringHandshake)
+            context.close(promise: nil)
+            return
+        }
+        let reads = pendingReads
+        pendingReads = []
+        if !reads.isEmpty {
+            for data in reads { context.fireChannelRead(data) }
+            context.fireChannelReadComplete()
+        }
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("handshake error", metadata: ["error": "\(error)"])
+        fail(error, context: context)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // While upgrading, the handshake has succeeded: the WebSocket handler still comes, gets
+        // what was read (a message, a close frame) and then reports the closed connection.
+        if case .upgrading = state {} else {
+            fail(WebSocketError.connectionClosedDuringHandshake, context: context)
+        }
+        context.fireChannelInactive()
+    }
+
+    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+        switch state {
+        case .accepted(let result), .upgrading(let result):
+            for ext in result.extensions { ext.shutdown() }
+        default:
+            break
+        }
+        if case .done = state { return }
+        state = .done
+        timeout?.cancel()
+        timeout = nil
+        promise.fail(error)
+        context.close(promise: nil)
+    }
+}
+
+extension WebSocketMetrics {
+    /// The metrics every client connection shares.
+    static let client = WebSocketMetrics(role: .client)
+}

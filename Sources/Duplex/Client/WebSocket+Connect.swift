@@ -1,0 +1,187 @@
+import DuplexCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+
+extension WebSocket {
+    /// Opens a client connection: TCP (through an HTTP proxy when configured), TLS for `wss://`,
+    /// then the opening handshake (RFC 6455 §4.1) with a fresh random key.
+    ///
+    /// ```swift
+    /// let ws = try await WebSocket.connect(to: "wss://example.com/chat?room=1")
+    /// try await ws.send(text: "hello")
+    /// for try await message in ws.messages { print(message) }
+    /// print(ws.closeCode ?? "open")
+    /// ```
+    ///
+    /// - Parameters:
+    ///   - url: a `ws://` or `wss://` URL (see ``WebSocketURL``).
+    ///   - configuration: what to offer, TLS, proxy, timeouts, connection settings.
+    ///   - group: the event loops; NIO's shared group by default.
+    ///   - logger: the connection's logger.
+    /// - Returns: the open connection.
+    /// - Throws: ``WebSocketError/invalidURL(_:)`` for a URL that is not ws/wss;
+    ///   ``WebSocketError/handshakeFailed(_:)`` when the server's answer does not complete the
+    ///   handshake (a status other than 101 with its headers, a wrong `Sec-WebSocket-Accept`, a
+    ///   missing `Upgrade` or `Connection`, a subprotocol or extension that was not offered);
+    ///   ``WebSocketError/handshakeTimeout`` past ``WebSocketClientConfiguration/handshakeTimeout``;
+    ///   ``WebSocketError/proxyFailed(_:)`` when the proxy refuses the tunnel;
+    ///   ``WebSocketError/connectionClosedDuringHandshake``; NIO's connection errors (refused,
+    ///   unreachable) and NIOSSL's TLS errors (an untrusted certificate) as they are.
+    public static func connect(
+        to url: String,
+        configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "duplex.client")
+    ) async throws -> WebSocket {
+        try await connect(to: WebSocketURL(url), configuration: configuration, group: group, logger: logger)
+    }
+
+    /// Opens a client connection to a parsed URL; see the overload that takes a `String`.
+    public static func connect(
+        to url: WebSocketURL,
+        configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "duplex.client")
+    ) async throws -> WebSocket {
+        try await open(url, configuration: configuration, callbacks: nil, group: group, logger: logger)
+    }
+
+    /// Opens a client connection served by callbacks on its event loop, the fastest way to
+    /// consume messages: no task or actor hop per message, and a send made in `onMessage` is
+    /// written before anything read after that message is acted on.
+    ///
+    /// ```swift
+    /// let ws = try await WebSocket.connect(to: "ws://127.0.0.1:8080/echo", callbacks: WebSocketCallbacks(
+    ///     onMessage: { ws, data in print(data.text ?? "\(data.bytes.readableBytes) bytes") },
+    ///     onClose: { _, frame in print("closed:", frame) }
+    /// ))
+    /// try await ws.send(text: "hello")
+    /// ```
+    ///
+    /// The returned ``WebSocket`` sends, closes and reports the close like any other; its
+    /// ``WebSocket/messages`` stay empty, as every message goes to `onMessage`. `onOpen` runs
+    /// before this function returns. Errors are those of ``connect(to:configuration:group:logger:)``.
+    public static func connect(
+        to url: String,
+        configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),
+        callbacks: WebSocketCallbacks,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "duplex.client")
+    ) async throws -> WebSocket {
+        try await connect(to: WebSocketURL(url), configuration: configuration, callbacks: callbacks, group: group, logger: logger)
+    }
+
+    /// Opens a client connection served by callbacks to a parsed URL; see the overload that takes a `String`.
+    public static func connect(
+        to url: WebSocketURL,
+        configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),
+        callbacks: WebSocketCallbacks,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "duplex.client")
+    ) async throws -> WebSocket {
+        try await open(url, configuration: configuration, callbacks: callbacks, group: group, logger: logger)
+    }
+
+    /// The connection attempt behind every `connect`: async (`callbacks` nil) or callbacks.
+    static func open(
+        _ url: WebSocketURL,
+        configuration: WebSocketClientConfiguration,
+        callbacks: WebSocketCallbacks?,
+        group: any EventLoopGroup,
+        logger: Logger
+    ) async throws -> WebSocket {
+        let proxy: HTTPProxy?
+        switch configuration.proxy {
+        case .none: proxy = nil
+        case .environment: proxy = try HTTPProxy.fromEnvironment(for: url)
+        case .http(let fixed): proxy = fixed
+        }
+        var sslContext: NIOSSLContext? = nil
+        var serverName: String? = nil
+        if url.isSecure {
+            sslContext = try NIOSSLContext(configuration: configuration.tls.makeTLSConfiguration())
+            serverName = configuration.tls.serverName ?? (url.isIPAddress ? nil : url.host)
+        }
+        var extraHeaders = configuration.headers
+        if let user = url.user, extraHeaders.first("Authorization") == nil {
+            let credentials = ClientBase64.encode(Array((user + ":" + (url.password ?? "")).utf8))
+            extraHeaders.add(name: "Authorization", value: "Basic " + credentials)
+        }
+        let handshake = ClientHandshake(
+            host: url.hostHeader, subprotocols: configuration.subprotocols, extensions: configuration.extensions,
+            origin: configuration.origin, extraHeaders: extraHeaders
+        )
+
+        var logger = logger
+        logger[metadataKey: "url"] = "\(url)"
+        if let proxy { logger[metadataKey: "proxy"] = "\(proxy)" }
+        let connectionLogger = logger
+        let loop = group.next()
+        let promise = loop.makePromise(of: WebSocket.self)
+        let application: WebSocketApplication
+        if var callbacks {
+            let onOpen = callbacks.onOpen
+            callbacks.onOpen = { ws in
+                promise.succeed(ws.socket)
+                onOpen(ws)
+            }
+            application = .callbacks(callbacks)
+        } else {
+            application = .handOff(promise)
+        }
+        let deadline = NIODeadline.now() + configuration.handshakeTimeout
+        let webSocketConfiguration = configuration.webSocket
+        let requestTarget = url.requestTarget
+        let sslHandlerContext = sslContext
+        let sni = serverName
+
+        let bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(configuration.handshakeTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    if let proxy {
+                        try sync.addHandler(ProxyConnectHandler(target: url.authority, proxy: proxy))
+                    }
+                    if let sslHandlerContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: sslHandlerContext, serverHostname: sni))
+                    }
+                    let encoder = HTTPRequestEncoder()
+                    let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+                    try sync.addHandler(encoder)
+                    try sync.addHandler(decoder)
+                    try sync.addHandler(ClientUpgradeHandler(
+                        handshake: handshake, requestTarget: requestTarget, webSocketConfiguration: webSocketConfiguration,
+                        promise: promise, application: application, deadline: deadline, encoder: encoder, decoder: decoder,
+                        logger: connectionLogger
+                    ))
+                }
+            }
+
+        logger.debug("connecting")
+        let connected = bootstrap.connect(host: proxy?.host ?? url.host, port: proxy?.port ?? url.port)
+        connected.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                // Whatever ends the attempt early (cancellation included) also closes the channel.
+                promise.futureResult.whenFailure { _ in channel.close(promise: nil) }
+            case .failure(let error):
+                if case .connectTimeout = error as? ChannelError {
+                    promise.fail(WebSocketError.handshakeTimeout)
+                } else {
+                    promise.fail(error)
+                }
+            }
+        }
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            promise.fail(CancellationError())
+        }
+    }
+}

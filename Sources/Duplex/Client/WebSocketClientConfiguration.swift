@@ -1,0 +1,129 @@
+import DuplexCore
+import NIOCore
+import NIOSSL
+
+/// How a client opens its connections: what it offers in the handshake, TLS, proxy, timeouts,
+/// and the settings of the connection once open.
+///
+/// ```swift
+/// var configuration = WebSocketClientConfiguration()
+/// configuration.subprotocols = ["chat.v2"]
+/// configuration.headers.add(name: "Authorization", value: "Bearer \(token)")
+/// configuration.tls.trustRoots = .file("/etc/ssl/my-ca.pem")
+/// let ws = try await WebSocket.connect(to: "wss://example.com/chat", configuration: configuration)
+/// ```
+public struct WebSocketClientConfiguration: Sendable {
+    /// Settings of the open connection: limits, keepalive pings, idle and close timeouts,
+    /// backpressure. The same type the server uses.
+    public var webSocket: WebSocketConfiguration
+    /// Subprotocols to offer (`Sec-WebSocket-Protocol`), most preferred first. The one the server
+    /// chose is ``WebSocket/subprotocol``; a server that picks one not offered fails the handshake.
+    public var subprotocols: [String]
+    /// Extra request headers (authorization, cookies, ...). They cannot replace the handshake's
+    /// own fields (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key`, `-Version`, `-Extensions`).
+    public var headers: HeaderList
+    /// The `Origin` header, for servers that check it; nil sends none.
+    public var origin: String?
+    /// Extensions to offer, in order of preference.
+    public var extensions: [any ClientExtensionNegotiator]
+    /// Time from the start of ``WebSocket/connect(to:configuration:group:logger:)`` to the open
+    /// connection: TCP connect, proxy tunnel, TLS and HTTP upgrade together. Past it the attempt
+    /// fails with ``WebSocketError/handshakeTimeout``. Default: 10 s.
+    public var handshakeTimeout: TimeAmount
+    /// TLS settings for `wss://` URLs.
+    public var tls: TLS
+    /// Whether and how to go through an HTTP proxy. Default: ``Proxy/environment``.
+    public var proxy: Proxy
+
+    public init(
+        webSocket: WebSocketConfiguration = WebSocketConfiguration(),
+        subprotocols: [String] = [],
+        headers: HeaderList = HeaderList(),
+        origin: String? = nil,
+        extensions: [any ClientExtensionNegotiator] = [],
+        handshakeTimeout: TimeAmount = .seconds(10),
+        tls: TLS = TLS(),
+        proxy: Proxy = .environment
+    ) {
+        self.webSocket = webSocket
+        self.subprotocols = subprotocols
+        self.headers = headers
+        self.origin = origin
+        self.extensions = extensions
+        self.handshakeTimeout = handshakeTimeout
+        self.tls = tls
+        self.proxy = proxy
+    }
+
+    /// TLS settings of a client: which certificates to trust and how strictly.
+    public struct TLS: Sendable {
+        /// Where trusted CA certificates come from.
+        public enum TrustRoots: Sendable, Hashable {
+            /// The system's trust store. The default.
+            case system
+            /// A PEM file of one or more CA certificates (or a directory of PEM files). Only these
+            /// are trusted, not the system's.
+            case file(String)
+            /// These certificates only.
+            case certificates([NIOSSLCertificate])
+        }
+
+        /// Trusted CA certificates. Default: ``TrustRoots/system``.
+        public var trustRoots: TrustRoots
+        /// How the server's certificate is checked. Default: `.fullVerification` (chain and host
+        /// name). `.none` accepts any certificate, self-signed included: for development only,
+        /// as anyone on the path can then read and change the traffic.
+        public var certificateVerification: CertificateVerification
+        /// The name sent in SNI and checked against the certificate; nil uses the URL's host
+        /// (no SNI for IP literals: the certificate is then checked against the IP address).
+        public var serverName: String?
+        /// A client certificate chain and key, for servers that require mutual TLS.
+        public var clientCertificate: (chain: [NIOSSLCertificate], key: NIOSSLPrivateKey)?
+        /// A complete NIOSSL configuration to use instead of the fields above (ALPN included).
+        public var custom: TLSConfiguration?
+
+        public init(
+            trustRoots: TrustRoots = .system,
+            certificateVerification: CertificateVerification = .fullVerification,
+            serverName: String? = nil
+        ) {
+            self.trustRoots = trustRoots
+            self.certificateVerification = certificateVerification
+            self.serverName = serverName
+        }
+
+        /// Accepts any server certificate (`certificateVerification = .none`). Development only.
+        public static var insecure: TLS { TLS(certificateVerification: .none) }
+
+        /// The NIOSSL configuration: TLS 1.2 or later, ALPN `http/1.1`.
+        public func makeTLSConfiguration() -> TLSConfiguration {
+            if let custom { return custom }
+            var configuration = TLSConfiguration.makeClientConfiguration()
+            switch trustRoots {
+            case .system: configuration.trustRoots = .default
+            case .file(let path): configuration.trustRoots = .file(path)
+            case .certificates(let certificates): configuration.trustRoots = .certificates(certificates)
+            }
+            configuration.certificateVerification = certificateVerification
+            configuration.applicationProtocols = ["http/1.1"]
+            if let clientCertificate {
+                configuration.certificateChain = clientCertificate.chain.map { .certificate($0) }
+                configuration.privateKey = .privateKey(clientCertificate.key)
+            }
+            return configuration
+        }
+    }
+
+    /// Whether connections go through an HTTP proxy (an HTTP `CONNECT` tunnel).
+    public enum Proxy: Sendable, Hashable {
+        /// Connect directly.
+        case none
+        /// Use the proxy named by the environment, like curl: `http_proxy` / `HTTP_PROXY` for
+        /// `ws://` URLs, `https_proxy` / `HTTPS_PROXY` for `wss://` (lowercase wins), except for
+        /// hosts matched by `no_proxy` / `NO_PROXY` and for loopback hosts (`localhost`,
+        /// 127.0.0.0/8, `::1`), which are always reached directly. The default.
+        case environment
+        /// Always use this proxy.
+        case http(HTTPProxy)
+    }
+}
