@@ -63,6 +63,17 @@ let package = Package(
             ],
             path: "Benchmarks/DuplexCoreBenchmarks"
         ),
+        // Benchmark-only: a WebSocket echo server on NIOWebSocket, the peer in Benchmarks/run-load.sh.
+        .executableTarget(
+            name: "nio-echo-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOEchoServer"
+        ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
         .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),

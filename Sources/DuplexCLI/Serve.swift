@@ -2,6 +2,7 @@ import ArgumentParser
 import Duplex
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 #if canImport(Glibc)
@@ -30,12 +31,14 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Outbound bytes buffered per connection before backpressure applies.") var highWaterMark = 1 << 20
     @Option(help: "Outbound bytes buffered per connection before the connection is closed with 1013.") var hardLimit = 16 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
+    @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
         guard maxMessageSize > 0, maxFrameSize > 0 else { throw ValidationError("size limits must be positive") }
         guard highWaterMark <= hardLimit else { throw ValidationError("--high-water-mark must not exceed --hard-limit") }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
     }
 
     func run() async throws {
@@ -58,10 +61,12 @@ struct Serve: AsyncParsableCommand {
             outboundHardLimit: hardLimit
         )
         let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
+        let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
         let server = WebSocketServer(
             configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
                                  handshakeTimeout: .seconds(handshakeTimeout)),
             router: Self.router(),
+            group: eventLoops,
             logger: logger
         )
         let address = try await server.start()
