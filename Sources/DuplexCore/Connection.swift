@@ -114,7 +114,8 @@ public struct Connection {
         }
         frameValidated = 0
         // Decoded sizes are checked while decoding; raw sizes can be checked before buffering.
-        if messageReservedBits.isEmpty && messageSize + header.payloadLength > configuration.limits.maxMessageSize {
+        // (Subtract rather than add: with a huge frame limit, messageSize + payloadLength could overflow.)
+        if messageReservedBits.isEmpty && header.payloadLength > configuration.limits.maxMessageSize - messageSize {
             throw ProtocolError(.messageTooBig(limit: configuration.limits.maxMessageSize))
         }
     }

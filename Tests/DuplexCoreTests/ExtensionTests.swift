@@ -32,6 +32,18 @@ final class XorExtension: WebSocketExtension {
     func shutdown() { shutdownCount += 1 }
 }
 
+/// An extension that owns RSV2 and fails every decode and encode.
+final class FailingExtension: WebSocketExtension {
+    let name = "x-fail"
+    let reservedBits: ReservedBits = .rsv2
+    let error: ExtensionError
+    init(error: ExtensionError) { self.error = error }
+    func decode(frame: ByteBuffer, isFinal: Bool, maxOutput: Int) throws(ExtensionError) -> ByteBuffer { throw error }
+    func encode(message: ByteBuffer, opcode: Opcode) throws(ExtensionError) -> (payload: ByteBuffer, reservedBits: ReservedBits)? {
+        throw error
+    }
+}
+
 struct XorServerNegotiator: ServerExtensionNegotiator {
     var name = "x-xor"
     var reservedBits: ReservedBits = .rsv2
@@ -283,6 +295,28 @@ struct XorClientNegotiator: ClientExtensionNegotiator {
         #expect(ExtensionError.messageTooBig.protocolError.closeCode == .messageTooBig)
         #expect(ExtensionError.invalidData("x").protocolError.closeCode == .invalidPayloadData)
         #expect(ExtensionError.internalError("x").protocolError.closeCode == .internalError)
+    }
+
+    /// Decode failures fail the connection with the error's code; the close frame stays valid
+    /// (at most 125 bytes, UTF-8) even with a long non-ASCII message.
+    @Test(arguments: [(ExtensionError.invalidData(String(repeating: "é", count: 100)), UInt16(1007)),
+                      (.internalError(String(repeating: "ø", count: 99) + "x"), 1011), (.messageTooBig, 1009)])
+    func decodeFailuresFailTheConnection(error: ExtensionError, code: UInt16) {
+        var server = Connection(role: .server, extensions: [FailingExtension(error: error)])
+        let events = feed(&server, Wire.frame(to: .server, .binary, [1, 2, 3], rsv: .rsv2))
+        #expect(failure(in: events)?.closeCode.rawValue == code)
+        let close = decodeFrames(sentBy: .server, server.takeOutbound())
+        #expect(close.count == 1)
+        #expect(close.first.flatMap(closeCode(of:)) == code)
+        #expect((close.first?.payload.readableBytes ?? 126) <= 125)
+        #expect(close.first.flatMap { try? Connection.parseClosePayload($0.payload) }?.code?.rawValue == code)
+    }
+
+    @Test func encodeFailureIsASendError() {
+        var client = Connection(role: .client, extensions: [FailingExtension(error: .internalError("no"))])
+        #expect(throws: SendError.extensionFailed(.internalError("no"))) { try client.send(text: "x") }
+        #expect(client.takeOutbound() == nil)
+        #expect(client.state == .open)
     }
 
     @Test func shutdownIsCalledOnce() {

@@ -193,6 +193,19 @@ import Testing
                 == [.binary(ByteBuffer(repeating: 8, count: 1000))])
     }
 
+    /// With no frame limit to speak of, a continuation announcing 2^63-1 bytes must be refused
+    /// by the message limit, not overflow the running size.
+    @Test(arguments: roles)
+    func hugeContinuationWithoutFrameLimit(role: Role) {
+        let configuration = Connection.Configuration(limits: Limits(maxFrameSize: .max, maxMessageSize: 1000))
+        let largest: [UInt8] = [0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF]
+        Self.expectFailure(role, Wire.frame(to: role, .text, "abc", fin: false)
+                           + Wire.header(to: role, first: 0x80, lengthByte: 127, extended: largest),
+                           code: .messageTooBig, kind: .messageTooBig(limit: 1000), configuration: configuration)
+        Self.expectFailure(role, Wire.header(to: role, first: 0x82, lengthByte: 127, extended: largest),
+                           code: .messageTooBig, kind: .messageTooBig(limit: 1000), configuration: configuration)
+    }
+
     @Test(arguments: roles)
     func invalidUTF8Text(role: Role) {
         for bad: [UInt8] in [[0xC0, 0x80], [0xED, 0xA0, 0x80], [0xFF], [0xF4, 0x90, 0x80, 0x80]] {
