@@ -203,6 +203,27 @@ import Testing
         #expect(buffer.bytes == bytes)
     }
 
+    /// Input buffers whose readable bytes do not start at index 0 (a moved reader index, a slice of
+    /// a larger buffer) parse the same, and the larger buffer is left as it was.
+    @Test func buffersWithAnOffset() {
+        let frames = Wire.frame(.text, "first", key: rfcKey) + Wire.frame(.binary, [UInt8](repeating: 3, count: 300), key: MaskKey(1, 2, 3, 4))
+        let expected: [ConnectionEvent] = [.text(ByteBuffer(string: "first")), .binary(ByteBuffer(repeating: 3, count: 300))]
+
+        var moved = ByteBuffer(bytes: [0xEE, 0xEE, 0xEE] + frames)
+        moved.moveReaderIndex(forwardBy: 3)
+        var a = Connection(role: .server)
+        a.receive(moved)
+        #expect(drain(&a) == expected)
+
+        let large = ByteBuffer(bytes: [0xDD] + frames + [0xDD])
+        let original = large.bytes
+        var b = Connection(role: .server)
+        b.receive(large.getSlice(at: 1, length: 20)!)
+        b.receive(large.getSlice(at: 21, length: frames.count - 20)!)
+        #expect(drain(&b) == expected)
+        #expect(large.bytes == original)
+    }
+
     /// Payload slices handed out stay intact while later input is unmasked in the same storage.
     @Test func deliveredPayloadsAreStable() {
         var server = Connection(role: .server)

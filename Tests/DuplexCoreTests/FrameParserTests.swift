@@ -178,6 +178,33 @@ import Testing
         #expect(try run(rng.splits(of: stream.count, maxPiece: 5000)) == expected)
     }
 
+    /// Many small frames in large reads: the parser compacts its buffer between reads (read bytes
+    /// discarded) while a header or a partly unmasked payload is pending.
+    @Test(arguments: [Role.client, .server])
+    func compactionBetweenReads(role: Role) throws {
+        var rng = SeededGenerator(seed: 31)
+        var stream: [UInt8] = []
+        var payloads: [[UInt8]] = []
+        for i in 0..<300 {
+            let payload = rng.bytes(i % 7 == 0 ? 700 : Int.random(in: 0...150, using: &rng))
+            payloads.append(payload)
+            stream += Wire.frame(.binary, payload, key: role == .server ? MaskKey.random(using: &rng) : nil)
+        }
+        for pieceRange in [4000...6000, 4097...4200, 9000...12000] {
+            var parser = FrameParser(role: role)
+            var received: [[UInt8]] = []
+            var start = 0
+            while start < stream.count {
+                let end = min(stream.count, start + Int.random(in: pieceRange, using: &rng))
+                parser.append(ByteBuffer(bytes: stream[start..<end]))
+                start = end
+                while let frame = try parser.nextFrame() { received.append(frame.payload.bytes) }
+            }
+            #expect(received == payloads)
+            #expect(parser.bufferedBytes == 0)
+        }
+    }
+
     @Test func partialPayloadIsAvailableBeforeTheFrameCompletes() throws {
         let payload = Array("partial payload".utf8)
         let frame = Wire.frame(.text, payload, key: rfcKey)
