@@ -81,8 +81,12 @@ let package = Package(
             name: "DuplexTests",
             dependencies: [
                 "Duplex",
+                "DuplexCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "DuplexCLITests", dependencies: ["DuplexCLI"]),

@@ -143,6 +143,8 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
         connection.transportClosed()
         for task in [pingTask, pongTimeoutTask, idleTask, closeTimeoutTask] { task?.cancel() }
         let result = connection.closeResult
+        // Recorded before the message sequence ends, so a handler whose loop just ended sees it.
+        socket?.recordClose(result)
         let clean = connection.isCleanlyClosed || (connection.closeReceived != nil && connection.failure == nil)
         if clean {
             source?.finish()
@@ -153,7 +155,6 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let waiters = sendWaiters
         sendWaiters = []
         for waiter in waiters { waiter.fail(WebSocketError.closed(result)) }
-        socket?.recordClose(result)
         setup.metrics.closed(code: result.code)
         logger.debug("connection closed", metadata: ["close": "\(result)"])
         if case .callbacks(let callbacks) = application, let socket {
@@ -223,6 +224,9 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func endInbound(error: (any Error)?) {
+        // The peer's close frame or the failure decides the close code now; record it before the
+        // message sequence ends, so `closeFrame` is set when a handler's `for await` loop exits.
+        socket?.recordClose(connection.closeResult)
         if let error { source?.finish(error) } else { source?.finish() }
         source = nil
     }

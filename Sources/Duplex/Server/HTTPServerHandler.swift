@@ -144,12 +144,15 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         timeout?.cancel()
         timeout = nil
         do {
-            // The WebSocket handler goes after this one; then the HTTP handlers leave, and the
-            // decoder forwards any bytes it read past the request to the WebSocket handler.
+            // The encoder leaves first (the 101 response went through it already): the WebSocket
+            // handler may write as soon as it is added (a callback endpoint's onOpen), and those
+            // bytes must not reach an HTTP encoder. The WebSocket handler goes after this one;
+            // then the other HTTP handlers leave, and the decoder forwards any bytes it read past
+            // the request to the WebSocket handler.
             let pipeline = context.pipeline.syncOperations
+            pipeline.removeHandler(encoder, promise: nil)
             try pipeline.addHandler(handler, position: .after(self))
             server.register(channel: context.channel, handler: NIOLoopBound(handler, eventLoop: context.eventLoop))
-            pipeline.removeHandler(encoder, promise: nil)
             pipeline.removeHandler(context: context, promise: nil)
             pipeline.removeHandler(decoder, promise: nil)
         } catch {
@@ -175,7 +178,12 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         } else {
             response = .text("not found\n", status: 404)
         }
-        let keepAlive = head.isKeepAlive
+        // A request asking for another upgrade (an `Upgrade` header with `Connection: upgrade`, or
+        // CONNECT) made the HTTP decoder stop parsing after it: answer, then close, rather than
+        // keep a connection that would ignore its next requests.
+        let askedForUpgrade = head.method == .CONNECT
+            || (request.headers.first("Upgrade") != nil && request.headers.containsToken("upgrade", in: "Connection"))
+        let keepAlive = head.isKeepAlive && !askedForUpgrade
         write(response, includeBody: head.method != .HEAD, keepAlive: keepAlive, context: context)
         if keepAlive {
             state = .idle

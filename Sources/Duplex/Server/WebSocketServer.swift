@@ -91,6 +91,12 @@ public final class WebSocketServer: Service, Sendable {
         self.stopped = group.any().makePromise(of: Void.self)
     }
 
+    deinit {
+        // A server that was never started or shut down (or whose start failed) must not leak
+        // its promise: NIO traps on that in debug builds. Completing it twice is harmless.
+        stopped.succeed()
+    }
+
     /// The bound address once started.
     public var localAddress: SocketAddress? {
         state.withLockedValue { state in
@@ -117,6 +123,7 @@ public final class WebSocketServer: Service, Sendable {
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    context.track(channel)
                     var connectionLogger = logger
                     connectionLogger[metadataKey: "connection_id"] = "\(connectionIDs.next())"
                     let sync = channel.pipeline.syncOperations
@@ -180,6 +187,8 @@ final class ServerContext: Sendable {
     let router: Router
     let metrics = WebSocketMetrics(role: .server)
     private let connections = NIOLockedValueBox<[ObjectIdentifier: OpenConnection]>([:])
+    /// Every accepted TCP connection, WebSocket or not yet (HTTP keep-alive, handshake in progress).
+    private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
 
     struct OpenConnection: Sendable {
         let channel: any Channel
@@ -201,6 +210,14 @@ final class ServerContext: Sendable {
         }
     }
 
+    func track(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        channels.withLockedValue { $0[id] = channel }
+        channel.closeFuture.whenComplete { [self] _ in
+            _ = channels.withLockedValue { $0.removeValue(forKey: id) }
+        }
+    }
+
     func goAwayAll() {
         for connection in connections.withLockedValue({ Array($0.values) }) {
             let handler = connection.handler
@@ -210,9 +227,10 @@ final class ServerContext: Sendable {
         }
     }
 
+    /// Closes every connection still open: WebSockets and plain HTTP ones alike.
     func closeAll() {
-        for connection in connections.withLockedValue({ Array($0.values) }) {
-            connection.channel.close(promise: nil)
+        for channel in channels.withLockedValue({ Array($0.values) }) {
+            channel.close(promise: nil)
         }
     }
 }
