@@ -6,6 +6,6 @@ struct DuplexCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "duplex",
         abstract: "A WebSocket server, client and load generator.",
-        subcommands: [Serve.self, Bench.self]
+        subcommands: [Serve.self, Connect.self, Bench.self]
     )
 }

@@ -1,0 +1,140 @@
+import Duplex
+import DuplexCore
+import NIOCore
+import Testing
+
+/// ws:// and wss:// through an HTTP CONNECT proxy made in the test.
+@Suite struct ClientProxyTests {
+    static func configuration(proxy: HTTPProxy) -> WebSocketClientConfiguration {
+        var configuration = loopbackClientConfiguration()
+        configuration.proxy = .http(proxy)
+        return configuration
+    }
+
+    @Test func echoThroughTheProxy() async throws {
+        let proxy = try await TestConnectProxy.start()
+        defer { Task { await proxy.stop() } }
+        try await withClientTestServer { port in
+            try await withTimeLimit {
+                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/inspect?via=proxy",
+                                                     configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port)))
+                var messages = ws.messages.makeAsyncIterator()
+                // The server sees the request as if it came directly (the Host is the server's).
+                #expect(try await messages.next() == .text("/inspect?via=proxy|127.0.0.1:\(port)||||"))
+                try await ws.send(text: "through the tunnel")
+                #expect(try await messages.next() == .text("through the tunnel"))
+                #expect(try await ws.close().code == .normalClosure)
+            }
+            let request = try #require(proxy.requests.first)
+            #expect(request.requestLine == "CONNECT 127.0.0.1:\(port) HTTP/1.1")
+            #expect(request.headers.first("Host") == "127.0.0.1:\(port)")
+            #expect(request.headers.first("Proxy-Authorization") == nil)
+        }
+    }
+
+    @Test func wssThroughTheProxy() async throws {
+        let certificate = try TestCertificate.make()
+        defer { certificate.remove() }
+        let proxy = try await TestConnectProxy.start()
+        defer { Task { await proxy.stop() } }
+        try await withClientTestServer(tls: certificate.serverTLS()) { port in
+            try await withTimeLimit {
+                var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port))
+                configuration.tls.trustRoots = .file(certificate.certificatePath)
+                // TLS runs end to end inside the tunnel, with SNI and the name check for localhost.
+                let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
+                try await ws.send(text: "secret")
+                var messages = ws.messages.makeAsyncIterator()
+                #expect(try await messages.next() == .text("secret"))
+                #expect(try await ws.close().code == .normalClosure)
+                #expect(proxy.requests.map(\.requestLine) == ["CONNECT localhost:\(port) HTTP/1.1"])
+            }
+        }
+    }
+
+    @Test func proxyCredentialsAreSent() async throws {
+        let proxy = try await TestConnectProxy.start()
+        defer { Task { await proxy.stop() } }
+        try await withClientTestServer { port in
+            try await withTimeLimit {
+                let settings = try HTTPProxy(url: "http://user:pa%20ss@127.0.0.1:\(proxy.port)")
+                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: Self.configuration(proxy: settings))
+                _ = try await ws.close()
+            }
+        }
+        #expect(proxy.requests.first?.headers.first("Proxy-Authorization") == "Basic dXNlcjpwYSBzcw==")
+    }
+
+    @Test func aRefusalIsAProxyError() async throws {
+        let proxy = try await TestConnectProxy.start(refuseWith: "407 Proxy Authentication Required")
+        defer { Task { await proxy.stop() } }
+        try await withTimeLimit {
+            do {
+                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                                                configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port)))
+                Issue.record("connected through a refusing proxy")
+            } catch WebSocketError.proxyFailed(let reason) {
+                #expect(reason.contains("407 Proxy Authentication Required"), "\(reason)")
+                #expect(reason.contains("CONNECT 127.0.0.1:9"), "\(reason)")
+            }
+        }
+    }
+
+    @Test func anUnreachableTargetIsAProxyError() async throws {
+        let proxy = try await TestConnectProxy.start()
+        defer { Task { await proxy.stop() } }
+        try await withTimeLimit {
+            do {
+                // Port 9 (discard) is closed on loopback: the proxy answers 502.
+                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                                                configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port)))
+                Issue.record("connected to a closed port through the proxy")
+            } catch WebSocketError.proxyFailed(let reason) {
+                #expect(reason.contains("502"), "\(reason)")
+            }
+        }
+    }
+
+    @Test func aProxyThatHangsUpIsAProxyError() async throws {
+        // A "proxy" that reads the CONNECT request and closes.
+        let server = try await CannedHTTPServer.start(closeAfterAnswer: true) { _ in "" }
+        defer { Task { await server.stop() } }
+        try await withTimeLimit {
+            do {
+                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                                                configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port)))
+                Issue.record("connected through a proxy that hung up")
+            } catch WebSocketError.proxyFailed(let reason) {
+                #expect(reason.contains("closed the connection"), "\(reason)")
+            }
+        }
+    }
+
+    @Test func aProxyThatIsSilentTimesOut() async throws {
+        let server = try await CannedHTTPServer.start { _ in nil }
+        defer { Task { await server.stop() } }
+        var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port))
+        configuration.handshakeTimeout = .seconds(1)
+        let attempt = Task { [configuration] in
+            try await WebSocket.connect(to: "ws://127.0.0.1:9/echo", configuration: configuration)
+        }
+        #expect(try await server.firstRequest().requestLine == "CONNECT 127.0.0.1:9 HTTP/1.1")
+        let result = try await withTimeLimit(10) { await attempt.result }
+        switch result {
+        case .success: Issue.record("connected through a silent proxy")
+        case .failure(let error): #expect(error as? WebSocketError == .handshakeTimeout, "\(error)")
+        }
+    }
+
+    @Test func ipv6TargetsAreBracketed() async throws {
+        let server = try await CannedHTTPServer.start { _ in nil }
+        defer { Task { await server.stop() } }
+        let configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port))
+        let attempt = Task { try await WebSocket.connect(to: "ws://[::1]:8080/x", configuration: configuration) }
+        let request = try await server.firstRequest()
+        attempt.cancel()
+        _ = await attempt.result
+        #expect(request.requestLine == "CONNECT [::1]:8080 HTTP/1.1")
+        #expect(request.headers.first("Host") == "[::1]:8080")
+    }
+}
