@@ -22,8 +22,10 @@ enum DemoPage {
     const log = document.getElementById("log");
     function line(text) { const p = document.createElement("div"); p.textContent = text; log.appendChild(p); log.scrollTop = log.scrollHeight; }
     const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/echo";
+    const greeting = "hello from the browser: long enough to travel compressed both ways when permessage-deflate is on";
     const ws = new WebSocket(url);
-    ws.onopen = () => { statusEl.textContent = "open"; statusEl.className = "open"; line("connected to " + url); ws.send("hello from the browser"); };
+    ws.onopen = () => { statusEl.textContent = "open"; statusEl.className = "open"; line("connected to " + url);
+      line("extensions: " + (ws.extensions || "none")); ws.send(greeting); };
     ws.onmessage = (event) => line("< " + event.data);
     ws.onclose = (event) => { statusEl.textContent = "closed (" + event.code + ")"; statusEl.className = "closed"; };
     document.getElementById("form").onsubmit = (event) => {

@@ -2,7 +2,6 @@ import ArgumentParser
 import Duplex
 import Logging
 import NIOCore
-import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 #if canImport(Glibc)
@@ -31,14 +30,23 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Outbound bytes buffered per connection before backpressure applies.") var highWaterMark = 1 << 20
     @Option(help: "Outbound bytes buffered per connection before the connection is closed with 1013.") var hardLimit = 16 << 20
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "info"
-    @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
+    @Flag(inversion: .prefixedNo, help: "Offer permessage-deflate compression (RFC 7692) to clients that ask for it.")
+    var deflate = true
+    @Option(help: "permessage-deflate: largest compression window in bits (9-15).") var deflateWindowBits = 15
+    @Flag(help: "permessage-deflate: reset the compression context after every message (less memory, less ratio).")
+    var deflateNoContextTakeover = false
+    @Option(help: "permessage-deflate: zlib level 0-9, or -1 for zlib's default.") var deflateLevel: Int32 = -1
+    @Option(help: "permessage-deflate: zlib memLevel 1-9 (compressor state of 2^(memLevel+9) bytes).") var deflateMemoryLevel: Int32 = 8
+    @Option(help: "permessage-deflate: messages under this many bytes go uncompressed.") var deflateMinSize = 64
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
         guard maxMessageSize > 0, maxFrameSize > 0 else { throw ValidationError("size limits must be positive") }
         guard highWaterMark <= hardLimit else { throw ValidationError("--high-water-mark must not exceed --hard-limit") }
-        if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+        guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
+        guard (-1...9).contains(deflateLevel) else { throw ValidationError("--deflate-level must be -1...9") }
+        guard (1...9).contains(deflateMemoryLevel) else { throw ValidationError("--deflate-memory-level must be 1...9") }
     }
 
     func run() async throws {
@@ -61,12 +69,10 @@ struct Serve: AsyncParsableCommand {
             outboundHardLimit: hardLimit
         )
         let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
-        let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
         let server = WebSocketServer(
             configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
                                  handshakeTimeout: .seconds(handshakeTimeout)),
-            router: Self.router(),
-            group: eventLoops,
+            router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : []),
             logger: logger
         )
         let address = try await server.start()
@@ -84,9 +90,16 @@ struct Serve: AsyncParsableCommand {
         try await group.run()
     }
 
-    static func router() -> Router {
+    var deflateConfiguration: PerMessageDeflateConfiguration {
+        PerMessageDeflateConfiguration(
+            noContextTakeover: deflateNoContextTakeover, maxWindowBits: deflateWindowBits,
+            compressionLevel: deflateLevel, memoryLevel: deflateMemoryLevel, minimumMessageSize: deflateMinSize
+        )
+    }
+
+    static func router(extensions: [any ServerExtensionNegotiator] = []) -> Router {
         var router = Router()
-        router.webSocket("/echo", WebSocketEndpoint(callbacks: WebSocketCallbacks(onMessage: { ws, data in
+        router.webSocket("/echo", WebSocketEndpoint(extensions: extensions, callbacks: WebSocketCallbacks(onMessage: { ws, data in
             ws.send(data)
         })))
         router.get("/") { _ in .html(DemoPage.html) }

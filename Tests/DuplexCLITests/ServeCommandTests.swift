@@ -1,0 +1,44 @@
+import ArgumentParser
+import Duplex
+import NIOCore
+import Testing
+@testable import DuplexCLI
+
+/// `duplex serve`: its options, their validation, and the routes it mounts.
+@Suite struct ServeCommandTests {
+    @Test func defaults() throws {
+        let serve = try Serve.parse([])
+        #expect(serve.host == "127.0.0.1")
+        #expect(serve.port == 8080)
+        #expect(serve.deflate)
+        #expect(serve.maxMessageSize == Limits.default.maxMessageSize)
+    }
+
+    @Test(arguments: [
+        ["--tls-cert", "cert.pem"],  // a certificate without its key
+        ["--tls-key", "key.pem"],
+        ["--log-level", "loud"],
+        ["--max-message-size", "0"],
+        ["--high-water-mark", "100", "--hard-limit", "10"],
+        ["--deflate-window-bits", "8"],
+        ["--deflate-level", "10"],
+        ["--deflate-memory-level", "0"],
+    ])
+    func invalidOptionsAreRefused(arguments: [String]) {
+        #expect(throws: (any Error).self) { _ = try Serve.parse(arguments) }
+    }
+
+    @Test func deflateOptionsReachTheConfiguration() throws {
+        let serve = try Serve.parse(["--deflate-window-bits", "12", "--deflate-no-context-takeover", "--deflate-min-size", "10"])
+        let configuration = serve.deflateConfiguration
+        #expect(configuration.maxWindowBits == 12)
+        #expect(configuration.noContextTakeover)
+        #expect(configuration.minimumMessageSize == 10)
+        #expect(try Serve.parse(["--no-deflate"]).deflate == false)
+    }
+
+    @Test func demoPageOpensTheEchoEndpoint() {
+        #expect(DemoPage.html.contains("\"/echo\""))
+        #expect(DemoPage.html.contains("new WebSocket("))
+    }
+}
