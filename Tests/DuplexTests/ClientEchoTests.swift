@@ -1,5 +1,6 @@
 import Duplex
 import DuplexCore
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 
@@ -205,5 +206,71 @@ import Testing
             #expect(ws.closeCode == .abnormalClosure)
             await #expect(throws: WebSocketError.self) { try await ws.send(text: "nobody there") }
         }
+    }
+
+    @Test func callbacksRunOnTheEventLoop() async throws {
+        try await withClientTestServer { port in
+            try await withTimeLimit {
+                let received = AsyncStream<String>.makeStream()
+                let closed = AsyncStream<CloseFrame>.makeStream()
+                let opened = NIOLockedValueBox(false)
+                let ws = try await WebSocket.connect(
+                    to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration(),
+                    callbacks: WebSocketCallbacks(
+                        onOpen: { ws in
+                            opened.withLockedValue { $0 = true }
+                            ws.send(text: "sent from onOpen")
+                        },
+                        onMessage: { ws, data in
+                            ws.socket.eventLoop.preconditionInEventLoop()
+                            received.continuation.yield(data.text ?? "binary \(data.bytes.readableBytes)")
+                            // Answering from the callback: a ping-pong of three rounds.
+                            if data.text == "sent from onOpen" { ws.send(text: "round 2") }
+                            if data.text == "round 2" { ws.send(binary: ByteBuffer(bytes: [1, 2, 3])) }
+                        },
+                        onClose: { _, frame in closed.continuation.yield(frame) }
+                    ))
+                #expect(opened.withLockedValue { $0 })
+                var texts = received.stream.makeAsyncIterator()
+                #expect(await texts.next() == "sent from onOpen")
+                #expect(await texts.next() == "round 2")
+                #expect(await texts.next() == "binary 3")
+                try await ws.send(text: "from a task")
+                #expect(await texts.next() == "from a task")
+                #expect(try await ws.close(code: CloseCode(4100)).code == CloseCode(4100))
+                var closes = closed.stream.makeAsyncIterator()
+                #expect(await closes.next()?.code == CloseCode(4100))
+            }
+        }
+    }
+
+    @Test func deflateWithTheDuplexServer() async throws {
+        var router = Router()
+        router.webSocket("/deflate", WebSocketEndpoint(extensions: [PerMessageDeflate.ServerNegotiator()]) { ws in
+            for try await message in ws.messages { try await ws.send(message) }
+        })
+        var webSocket = WebSocketConfiguration()
+        webSocket.pingInterval = nil
+        let server = WebSocketServer(configuration: .init(host: "127.0.0.1", port: 0, webSocket: webSocket), router: router,
+                                     logger: clientTestLogger("duplex.server"))
+        let port = try #require(try await server.start().port)
+        do {
+            try await withTimeLimit {
+                var configuration = loopbackClientConfiguration()
+                configuration.extensions = [PerMessageDeflate.ClientNegotiator()]
+                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/deflate", configuration: configuration)
+                var messages = ws.messages.makeAsyncIterator()
+                let text = String(repeating: "squeeze me ", count: 50_000)
+                for _ in 0..<3 {
+                    try await ws.send(text: text)
+                    #expect(try await messages.next() == .text(text))
+                }
+                #expect(try await ws.close().code == .normalClosure)
+            }
+        } catch {
+            await server.shutdown(gracePeriod: .zero)
+            throw error
+        }
+        await server.shutdown(gracePeriod: .zero)
     }
 }

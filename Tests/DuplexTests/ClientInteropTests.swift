@@ -147,9 +147,28 @@ import Testing
             let info = try await WebSocket.connect(to: "\(base)/info", configuration: offering)
             #expect(info.subprotocol == "chat.v1")
             var infoMessages = info.messages.makeAsyncIterator()
-            #expect(try await infoMessages.next() == .text("chat.v1|https://duplex.test|seen"))
+            #expect(try await infoMessages.next() == .text("chat.v1|https://duplex.test|seen|"))
             _ = try await info.close()
-            #expect(try await Self.firstMessage("\(base)/info") == .text("||"))
+            #expect(try await Self.firstMessage("\(base)/info") == .text("|||"))
+        }
+    }
+
+    @Test func permessageDeflateWithPython() async throws {
+        try await Self.withPythonServer { port in
+            var configuration = loopbackClientConfiguration()
+            configuration.extensions = [PerMessageDeflate.ClientNegotiator()]
+            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/info", configuration: configuration)
+            var messages = ws.messages.makeAsyncIterator()
+            #expect(try await messages.next() == .text("|||permessage-deflate"))
+            let text = String(repeating: "compressible text, again and again. ", count: 30_000)
+            for _ in 0..<3 {
+                try await ws.send(text: text)
+                #expect(try await messages.next() == .text(text))
+            }
+            let bytes = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 % 251) }
+            try await ws.send(binary: bytes)
+            #expect(try await messages.next() == .binary(ByteBuffer(bytes: bytes)))
+            #expect(try await ws.close().code == .normalClosure)
         }
     }
 

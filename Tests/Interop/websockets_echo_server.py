@@ -9,7 +9,9 @@ until stdin reaches EOF (the test closes the pipe, or dies). Endpoints:
   /echo?id=ID           echoes every message; remembers the client's close code and reason under ID
   /close?code=N&reason=R closes at once with code N and reason R
   /closed?id=ID         sends "CODE REASON" of the client's close on /echo?id=ID (waits up to 5 s)
-  /info                 sends "SUBPROTOCOL|ORIGIN|X-TEST" as the server saw them, then echoes
+  /info                 sends "SUBPROTOCOL|ORIGIN|X-TEST|EXTENSIONS" as the server saw and agreed
+                        them (EXTENSIONS: the names of the negotiated extensions, comma-separated),
+                        then echoes
 
 The server speaks the subprotocols chat.v2 and chat.v1 (in this order of preference) and
 accepts clients that offer none.
@@ -63,7 +65,8 @@ async def handler(ws):
         await ws.send(f"{code} {reason}")
     elif url.path == "/info":
         headers = ws.request.headers
-        await ws.send("|".join([ws.subprotocol or "", headers.get("Origin", ""), headers.get("X-Test", "")]))
+        extensions = ",".join(extension.name for extension in ws.protocol.extensions)
+        await ws.send("|".join([ws.subprotocol or "", headers.get("Origin", ""), headers.get("X-Test", ""), extensions]))
         async for message in ws:
             await ws.send(message)
     else:
