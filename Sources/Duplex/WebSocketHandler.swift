@@ -231,21 +231,33 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
         source = nil
     }
 
-    // Inbound backpressure: hold the socket's reads while the application's queue is full.
+    // Inbound backpressure: hold the socket's reads while the application's queue is full, and
+    // while the outbound buffer is over its hard limit: data sends are refused there, but the
+    // automatic replies (pongs, the close echo) are not, so a peer that sends pings and never
+    // reads would otherwise make the server buffer pongs without bound. Reading resumes once
+    // the channel is writable again.
+    private var mayRead: Bool {
+        !readPaused && bufferedOutboundBytes <= configuration.outboundHardLimit
+    }
+
     func read(context: ChannelHandlerContext) {
-        if readPaused {
-            readPending = true
+        if mayRead {
+            context.read()
         } else {
+            readPending = true
+        }
+    }
+
+    private func readIfPending() {
+        if readPending, mayRead, let context {
+            readPending = false
             context.read()
         }
     }
 
     func resumeReading() {
         readPaused = false
-        if readPending, let context {
-            readPending = false
-            context.read()
-        }
+        readIfPending()
     }
 
     // MARK: - Sending
@@ -353,6 +365,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
             if case .callbacks(let callbacks) = application, let socket {
                 callbacks.onDrain(EventLoopWebSocket(handler: self, socket: socket))
             }
+            readIfPending()
         }
         context.fireChannelWritabilityChanged()
     }

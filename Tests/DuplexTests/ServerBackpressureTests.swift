@@ -151,7 +151,8 @@ import Testing
             let client = try await TestClient.webSocket(port: port, path: "/push")
             try await client.setReading(false)
             try await client.sendText("go")
-            // Wait until the sends stop returning: no progress for 300 ms.
+            // Wait until the sends start, then until they stop returning: no progress for 300 ms.
+            try await eventually("the first send to return") { returned.current > 0 }
             let clock = ContinuousClock()
             let deadline = clock.now + .seconds(10)
             var last = -1
@@ -218,6 +219,53 @@ import Testing
         }
     }
 
+    @Test func aPingFloodFromAPeerThatDoesNotReadDoesNotGrowTheOutboundBuffer() async throws {
+        // Pongs are not data messages: no send policy applies to them. A peer that sends pings
+        // and never reads must still not make the server buffer pongs without bound.
+        let hardLimit = 256 << 10
+        let reports = Mailbox<Int>()
+        var router = Router()
+        router.webSocket("/report", WebSocketEndpoint(
+            configuration: quietConfiguration(outboundHighWaterMark: 64 << 10, outboundLowWaterMark: 16 << 10,
+                                              outboundHardLimit: hardLimit),
+            callbacks: WebSocketCallbacks(onMessage: { ws, data in
+                reports.put(ws.bufferedBytes)
+                ws.send(data)
+            })
+        ))
+        try await withServer(router) { port, _ in
+            let client = try await TestClient.webSocket(port: port, path: "/report")
+            try await client.setReading(false)
+            let pings = Self.pingFloodCount
+            var ping = ByteBuffer()
+            FrameWriter.write(opcode: .ping, maskKey: .random(), payload: ByteBuffer(bytes: patternBytes(125)), to: &ping)
+            var flood = ByteBuffer()
+            flood.reserveCapacity(pings * ping.readableBytes + 16)
+            for _ in 0..<pings { flood.writeImmutableBuffer(ping) }
+            FrameWriter.write(opcode: .text, maskKey: .random(), payload: ByteBuffer(string: "report"), to: &flood)
+            let promise = client.eventLoop.makePromise(of: Void.self)
+            client.channel.writeAndFlush(flood, promise: promise)
+            let written = promise.futureResult
+
+            // A server that reads on while it cannot write processes the report soon, with
+            // megabytes of pongs buffered (and then drops the echo and closes with 1013). One that
+            // stops reading over its hard limit sees the report only once the client reads again.
+            let bound = hardLimit + (512 << 10)  // the limit plus one read batch of pongs
+            let early = try? await reports.take(timeout: .seconds(1))
+            try await client.setReading(true)
+            var buffered = early ?? 0
+            if early == nil { buffered = try await reports.take() }
+            #expect(buffered <= bound, "\(buffered) bytes of pongs buffered (reported \(early == nil ? "after" : "before") reading resumed)")
+            let count = try await client.wait("all pongs and the echo", timeout: .seconds(30)) { h -> Int? in
+                h.events.last == .text("report") ? h.events.count : nil
+            }
+            #expect(count == pings + 1)
+            try await written.get()
+            await client.close()
+        }
+    }
+
+    static let pingFloodCount = 64 << 10
     static let inboundCount = 48
     static let inboundTotal = 48 << 20
 }

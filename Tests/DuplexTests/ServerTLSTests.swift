@@ -8,27 +8,21 @@ import Testing
 /// wss:// with a certificate made at test time by the `openssl` command.
 @Suite struct ServerTLSTests {
     /// A self-signed certificate for localhost and 127.0.0.1 in a fresh temporary directory.
-    static func makeCertificate() throws -> (directory: URL, certificate: String, key: String) {
+    static func makeCertificate() async throws -> (directory: URL, certificate: String, key: String) {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("duplex-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificate = directory.appendingPathComponent("c.pem").path
         let key = directory.appendingPathComponent("k.pem").path
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [
+        let (status, output) = try await runProcess("/usr/bin/env", [
             "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
             "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
-        ]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw TestClientError("openssl failed: \(process.terminationStatus)") }
+        ])
+        guard status == 0 else { throw TestClientError("openssl failed (\(status)): \(output)") }
         return (directory, certificate, key)
     }
 
     @Test func echoOverTLS() async throws {
-        let (directory, certificatePath, keyPath) = try Self.makeCertificate()
+        let (directory, certificatePath, keyPath) = try await Self.makeCertificate()
         defer { try? FileManager.default.removeItem(at: directory) }
         let tls = try TLSConfiguration.duplexServer(certificatePath: certificatePath, privateKeyPath: keyPath)
         #expect(tls.applicationProtocols == ["http/1.1"])

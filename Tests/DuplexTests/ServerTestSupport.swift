@@ -248,14 +248,52 @@ final class TestClientHandler: ChannelInboundHandler {
     private var waiters: [Int: () -> Bool] = [:]
     private var nextWaiter = 0
 
-    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool) {
+    /// Written as soon as the connection is up, from the event loop (the upgrade request).
+    private var firstBytes: ByteBuffer?
+    private var ticker: RepeatedTask?
+    /// When the ticker last sent, and when the first close frame arrived.
+    var lastTick: ContinuousClock.Instant?
+    var closeArrived: ContinuousClock.Instant?
+
+    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil) {
         self.expectsUpgrade = expectsUpgrade
         self.autoPong = autoPong
         self.autoCloseReply = autoCloseReply
+        self.firstBytes = firstBytes
     }
 
-    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { channelActive(context: context) }
+    }
+
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let bytes = firstBytes {
+            firstBytes = nil
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    /// Sends `text` every `interval` from the event loop (traffic that no test task's delay can hold up).
+    func startTicking(every interval: TimeAmount, text: String) {
+        guard let context else { return }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in
+            let handler = bound.value
+            if !handler.sentClose && !handler.closed {
+                handler.write(.text, ByteBuffer(string: text))
+                handler.lastTick = ContinuousClock.now
+            }
+        }
+    }
+
+    func stopTicking() {
+        ticker?.cancel()
+        ticker = nil
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
@@ -280,6 +318,7 @@ final class TestClientHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
+        stopTicking()
         notify()
         context.fireChannelInactive()
     }
@@ -313,6 +352,7 @@ final class TestClientHandler: ChannelInboundHandler {
             let code = p.readInteger(as: UInt16.self)
             let reason = p.readString(length: p.readableBytes) ?? ""
             events.append(.close(code: code, reason: reason))
+            if closeArrived == nil { closeArrived = ContinuousClock.now }
             if autoCloseReply && !sentClose {
                 var reply = ByteBuffer()
                 if let code { reply.writeInteger(code) }
@@ -411,7 +451,8 @@ final class TestClient: Sendable {
     }
 
     private static func open(port: Int, expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool,
-                             tls: NIOSSLContext?, group: any EventLoopGroup) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
+                             tls: NIOSSLContext?, group: any EventLoopGroup,
+                             firstBytes: ByteBuffer? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
         let channel = try await ClientBootstrap(group: group)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
@@ -421,7 +462,8 @@ final class TestClient: Sendable {
                             try NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
                     }
                     try channel.pipeline.syncOperations.addHandler(
-                        TestClientHandler(expectsUpgrade: expectsUpgrade, autoPong: autoPong, autoCloseReply: autoCloseReply))
+                        TestClientHandler(expectsUpgrade: expectsUpgrade, autoPong: autoPong, autoCloseReply: autoCloseReply,
+                                          firstBytes: firstBytes))
                 }
             }
             .connect(host: "127.0.0.1", port: port)
@@ -446,14 +488,15 @@ final class TestClient: Sendable {
         extraHeaders: HeaderList = HeaderList(), autoPong: Bool = true, autoCloseReply: Bool = true,
         tls: NIOSSLContext? = nil
     ) async throws -> TestClient {
-        let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
-                                                autoCloseReply: autoCloseReply, tls: tls, group: group)
         let handshake = ClientHandshake(host: "127.0.0.1:\(port)", subprotocols: subprotocols, origin: origin,
                                         extraHeaders: extraHeaders)
         var request = "GET \(path) HTTP/1.1\r\n"
         for field in handshake.requestHeaders { request += "\(field.name): \(field.value)\r\n" }
         request += "\r\n"
-        try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+        // The request goes out from the event loop as soon as the connection is up.
+        let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
+                                                autoCloseReply: autoCloseReply, tls: tls, group: group,
+                                                firstBytes: ByteBuffer(string: request))
         let client = TestClient(channel: channel, handler: handler, handshake: nil)
         let head = try await client.wait("the handshake response") { h -> HTTPAnswer? in
             if let head = h.responseHead { return head }
@@ -520,6 +563,17 @@ final class TestClient: Sendable {
     }
 
     func sendText(_ text: String) async throws { try await sendFrame(.text, ByteBuffer(string: text)) }
+
+    /// Sends `text` every `interval` from the event loop until ``stopTicking()``.
+    func startTicking(every interval: TimeAmount, text: String) async throws {
+        let handler = self.handler
+        try await eventLoop.submit { handler.value.startTicking(every: interval, text: text) }.get()
+    }
+
+    func stopTicking() async throws {
+        let handler = self.handler
+        try await eventLoop.submit { handler.value.stopTicking() }.get()
+    }
     func sendBinary(_ bytes: [UInt8]) async throws { try await sendFrame(.binary, ByteBuffer(bytes: bytes)) }
     func sendPing(_ bytes: [UInt8]) async throws { try await sendFrame(.ping, ByteBuffer(bytes: bytes)) }
 
@@ -648,6 +702,34 @@ func sameBytes(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     guard !a.isEmpty else { return true }
     return a.withUnsafeBytes { x in b.withUnsafeBytes { y in memcmp(x.baseAddress!, y.baseAddress!, a.count) == 0 } }
+}
+
+/// Runs a program to its end (at most `timeout`) without blocking a thread of the cooperative
+/// pool; returns its exit status and its output (stdout and stderr together).
+func runProcess(_ executable: String, _ arguments: [String], timeout: TimeAmount = .seconds(120)) async throws -> (status: Int32, output: String) {
+    let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("duplex-proc-\(UUID().uuidString).txt")
+    _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
+    defer { try? FileManager.default.removeItem(at: outputURL) }
+    let output = try FileHandle(forWritingTo: outputURL)
+    defer { try? output.close() }
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.currentDirectoryURL = repositoryRoot
+    process.standardOutput = output
+    process.standardError = output
+    let ended = Mailbox<Int32>()
+    process.terminationHandler = { ended.put($0.terminationStatus) }
+    try process.run()
+    let status: Int32
+    do {
+        status = try await ended.take(timeout: timeout, "\(executable) to exit")
+    } catch {
+        process.terminate()
+        throw error
+    }
+    let text = (try? String(contentsOf: outputURL, encoding: .utf8)) ?? ""
+    return (status, text)
 }
 
 /// The repository's root (for scripts and Python clients).

@@ -93,27 +93,29 @@ import Testing
 
     @Test func idleTimeoutClosesWith1001() async throws {
         var router = Router()
-        router.webSocket("/echo", asyncEcho(configuration: quietConfiguration(idleTimeout: .seconds(1))))
+        router.webSocket("/echo", asyncEcho(configuration: quietConfiguration(idleTimeout: .milliseconds(600))))
         try await withServer(router, group: timerLoop) { port, _ in
             let client = try await TestClient.webSocket(port: port, group: timerLoop)
-            // Traffic every 100 ms keeps it open past the timeout.
+            // Traffic every 100 ms (sent from the client's event loop) keeps it open past the timeout.
+            try await client.startTicking(every: .milliseconds(100), text: "tick")
             let start = Self.clock.now
-            var lastSend = start
-            var maxGap = Duration.zero
-            while Self.clock.now - start < .milliseconds(1500) {
-                maxGap = max(maxGap, Self.clock.now - lastSend)
-                lastSend = Self.clock.now
-                try await client.sendText("tick")
-                let echo = try await client.nextMessage()
-                #expect(echo == .text("tick"), "got \(echo); longest gap between messages: \(maxGap)")
-                try await Task.sleep(for: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(1300))
+            try await client.stopTicking()
+            let stopped = Self.clock.now
+            let ticks = try await client.wait("the echoes") { h -> Int? in
+                let echoes = h.events.filter { $0 == .text("tick") }.count
+                let closes = h.events.filter { if case .close = $0 { true } else { false } }.count
+                return closes == 0 ? echoes : nil
             }
+            #expect(ticks >= 8, "\(ticks) ticks in \(stopped - start)")
             // Then silence: the close comes at least the timeout after the last message.
-            let close = try await client.nextClose(timeout: .seconds(5))
-            let elapsed = Self.clock.now - lastSend
+            let close = try await client.nextClose(skippingData: true, timeout: .seconds(5))
             #expect(close.code == 1001)
             #expect(close.reason == "idle timeout")
-            #expect(elapsed >= .seconds(1), "closed \(elapsed) after the last message")
+            let (lastTick, closeArrived) = try await client.wait("the timestamps") { h in
+                h.lastTick.flatMap { tick in h.closeArrived.map { (tick, $0) } }
+            }
+            #expect(closeArrived - lastTick >= .milliseconds(590), "closed \(closeArrived - lastTick) after the last message")
             try await client.waitForTCPClose()
         }
     }
