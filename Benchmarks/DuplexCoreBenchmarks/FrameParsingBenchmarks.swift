@@ -77,7 +77,7 @@ func runFrameParsingBenchmarks(_ harness: Harness) {
             return acc
         }
         harness.compare(
-            family: "parse 16 B frames: Connection", payload: label, unit: .items(frameCount, "frames"),
+            family: "parse 16 B frames", payload: label, unit: .items(frameCount, "frames"),
             subject: Contender(name: "Connection.receive + nextEvent") { n in
                 var acc: UInt64 = 0
                 for _ in 0..<n { acc &+= viaConnection().sum }
@@ -85,7 +85,7 @@ func runFrameParsingBenchmarks(_ harness: Harness) {
             },
             peer: nio)
         harness.compare(
-            family: "parse 16 B frames: FrameParser", payload: label, unit: .items(frameCount, "frames"),
+            family: "parse 16 B frames", payload: label, unit: .items(frameCount, "frames"),
             subject: Contender(name: "FrameParser.append + nextFrame") { n in
                 var acc: UInt64 = 0
                 for _ in 0..<n { acc &+= viaParser().sum }

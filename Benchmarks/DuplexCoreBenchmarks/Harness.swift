@@ -126,8 +126,7 @@ final class Harness {
 
     /// Measures DuplexCore (`subject`) against its peer on the same input.
     func compare(family: String, payload: String, unit: Unit, subject: Contender, peer: Contender) {
-        let label = "\(family) [\(payload)]"
-        guard shouldRun(label) else { return }
+        guard shouldRun("\(family): \(subject.name) vs \(peer.name) [\(payload)]") else { return }
         let nSubject = calibrate(subject)
         let nPeer = calibrate(peer)
         warmUp(subject, nSubject)
@@ -144,9 +143,9 @@ final class Harness {
             subjectSpread: spread(subjectTimes), peerSpread: spread(peerTimes))
         results.append(result)
         print(
-            pad(label, 44), pad(unit.format(result.subjectRate), 16), "vs", pad(unit.format(result.peerRate), 16),
-            "ratio", formatFixed(result.ratio, digits: 2) + "x",
-            "  (spread \(formatFixed(result.subjectSpread * 100, digits: 0))% / \(formatFixed(result.peerSpread * 100, digits: 0))%, \(peer.name))")
+            pad("\(family) [\(payload)]", 40), pad(unit.format(result.subjectRate), 17), "vs", pad(unit.format(result.peerRate), 17),
+            pad(formatFixed(result.ratio, digits: 2) + "x", 7),
+            "\(peer.name); spread \(formatFixed(result.subjectSpread * 100, digits: 0))% / \(formatFixed(result.peerSpread * 100, digits: 0))%")
     }
 }
 

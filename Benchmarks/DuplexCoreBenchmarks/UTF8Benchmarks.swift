@@ -10,7 +10,7 @@ func runUTF8Benchmarks(_ harness: Harness) {
         ("mixed 1 KiB", TestData.mixed(1024)),
         ("mixed 64 KiB", TestData.mixed(64 * 1024)),
     ]
-    for (label, bytes) in inputs where label.hasPrefix("mixed") && harness.shouldRun("utf8") {
+    for (label, bytes) in inputs where label.hasPrefix("mixed") {
         print("  \(label): \(TestData.composition(bytes))")
     }
     for (label, bytes) in inputs {
@@ -33,7 +33,7 @@ func runUTF8Benchmarks(_ harness: Harness) {
             return acc
         }
         harness.compare(
-            family: "UTF-8 validate (vs String(validating:))", payload: label, unit: .bytes(size),
+            family: "UTF-8 validation", payload: label, unit: .bytes(size),
             subject: duplex,
             peer: Contender(name: "stdlib String(validating:as:)") { n in
                 var acc: UInt64 = 0
@@ -43,7 +43,7 @@ func runUTF8Benchmarks(_ harness: Harness) {
                 return acc
             })
         harness.compare(
-            family: "UTF-8 validate (vs UTF8Span)", payload: label, unit: .bytes(size),
+            family: "UTF-8 validation", payload: label, unit: .bytes(size),
             subject: duplex,
             peer: Contender(name: "stdlib UTF8Span(validating:)") { n in
                 var acc: UInt64 = 0

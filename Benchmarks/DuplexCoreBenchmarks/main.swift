@@ -27,7 +27,8 @@ while let argument = arguments.next() {
 }
 
 let clockName = settings.timeSource == .threadCPU ? "thread CPU time" : "wall-clock time"
-print("DuplexCore micro-benchmarks: median of \(settings.samples) interleaved samples of ~\(settings.sampleNanos / 1_000_000) ms each (\(clockName))")
+print("DuplexCore micro-benchmarks: DuplexCore vs peer, ratio > 1 = DuplexCore faster")
+print("median of \(settings.samples) interleaved samples of ~\(settings.sampleNanos / 1_000_000) ms each (\(clockName))")
 let harness = Harness(settings: settings)
 runMaskingBenchmarks(harness)
 runUTF8Benchmarks(harness)
@@ -35,7 +36,7 @@ runFrameParsingBenchmarks(harness)
 
 if markdown {
     print("")
-    print("| benchmark | payload | DuplexCore | peer | ratio |")
+    print("| benchmark: DuplexCore vs peer | payload | DuplexCore | NIO (or stdlib) | ratio |")
     print("| --- | --- | ---: | ---: | ---: |")
     for r in harness.results {
         print("| \(r.family): \(r.subject) vs \(r.peer) | \(r.payload) | \(r.unit.format(r.subjectRate)) | \(r.unit.format(r.peerRate)) | \(formatFixed(r.ratio, digits: 2))x |")
