@@ -134,6 +134,40 @@ import Testing
         }
     }
 
+    @Test(arguments: API.allCases)
+    func framesSentWithTheUpgradeRequestAreNotLost(_ api: API) async throws {
+        // A client may pipeline frames right behind its request: they arrive in the same read as
+        // the request and must reach the WebSocket, with or without an (async) upgrade hook.
+        var router = Self.router(api)
+        let hooked = api == .async
+            ? WebSocketEndpoint(configuration: quietConfiguration(), onUpgrade: { _ in
+                try? await Task.sleep(for: .milliseconds(20))
+                return .accept()
+            }, handler: { ws in for try await m in ws.messages { try await ws.send(m) } })
+            : WebSocketEndpoint(configuration: quietConfiguration(), onUpgrade: { _ in
+                try? await Task.sleep(for: .milliseconds(20))
+                return .accept()
+            }, callbacks: WebSocketCallbacks(onMessage: { ws, data in ws.send(data) }))
+        router.webSocket("/hooked", hooked)
+        var early = ByteBuffer()
+        FrameWriter.write(opcode: .text, maskKey: .random(), payload: ByteBuffer(string: "early 1"), to: &early)
+        FrameWriter.write(opcode: .ping, maskKey: .random(), payload: ByteBuffer(string: "p"), to: &early)
+        FrameWriter.write(opcode: .binary, maskKey: .random(), payload: ByteBuffer(bytes: [9, 8, 7]), to: &early)
+        try await withServer(router) { port, _ in
+            for path in ["/echo", "/hooked"] {
+                let client = try await TestClient.webSocket(port: port, path: path, withRequest: early)
+                // The pong is automatic; the async API's echoes go through a task and may follow it.
+                var events: [WSEvent] = []
+                for _ in 0..<3 { events.append(try await client.next()) }
+                #expect(events.filter { $0 != .pong(Array("p".utf8)) } == [.text("early 1"), .binary([9, 8, 7])], "\(path)")
+                #expect(events.contains(.pong(Array("p".utf8))), "\(path)")
+                try await client.sendText("later")
+                #expect(try await client.next() == .text("later"), "\(path)")
+                await client.close()
+            }
+        }
+    }
+
     @Test func sendsFromOtherTasksAndServerInitiatedMessages() async throws {
         // The async API: a server that pushes messages of its own from a second task while
         // echoing; all arrive, each task's in order.

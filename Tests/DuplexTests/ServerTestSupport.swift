@@ -486,7 +486,7 @@ final class TestClient: Sendable {
     static func webSocket(
         port: Int, group: any EventLoopGroup = testLoop, path: String = "/echo", subprotocols: [String] = [], origin: String? = nil,
         extraHeaders: HeaderList = HeaderList(), autoPong: Bool = true, autoCloseReply: Bool = true,
-        tls: NIOSSLContext? = nil
+        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil
     ) async throws -> TestClient {
         let handshake = ClientHandshake(host: "127.0.0.1:\(port)", subprotocols: subprotocols, origin: origin,
                                         extraHeaders: extraHeaders)
@@ -496,7 +496,7 @@ final class TestClient: Sendable {
         // The request goes out from the event loop as soon as the connection is up.
         let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
                                                 autoCloseReply: autoCloseReply, tls: tls, group: group,
-                                                firstBytes: ByteBuffer(string: request))
+                                                firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()))
         let client = TestClient(channel: channel, handler: handler, handshake: nil)
         let head = try await client.wait("the handshake response") { h -> HTTPAnswer? in
             if let head = h.responseHead { return head }
@@ -677,6 +677,15 @@ func upgradeHeaders(omitting: Set<String> = [], key: String = "dGhlIHNhbXBsZSBub
         ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", version),
     ]
     return all.filter { !omitting.contains($0.0) } + adding
+}
+
+extension ByteBuffer {
+    static func + (lhs: ByteBuffer, rhs: ByteBuffer) -> ByteBuffer {
+        var sum = lhs
+        var rhs = rhs
+        sum.writeBuffer(&rhs)
+        return sum
+    }
 }
 
 /// Deterministic bytes for payloads: a pseudo-random block of up to 64 KiB, repeated (cheap to

@@ -148,13 +148,18 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             // handler may write as soon as it is added (a callback endpoint's onOpen), and those
             // bytes must not reach an HTTP encoder. The WebSocket handler goes after this one;
             // then the other HTTP handlers leave, and the decoder forwards any bytes it read past
-            // the request to the WebSocket handler.
+            // the request to the WebSocket handler. It does so after this read (its removal is
+            // deferred), outside any read batch: end that batch with a read-complete, or the
+            // WebSocket handler would hold its answers to those bytes for a flush that never comes.
             let pipeline = context.pipeline.syncOperations
             pipeline.removeHandler(encoder, promise: nil)
             try pipeline.addHandler(handler, position: .after(self))
             server.register(channel: context.channel, handler: NIOLoopBound(handler, eventLoop: context.eventLoop))
             pipeline.removeHandler(context: context, promise: nil)
-            pipeline.removeHandler(decoder, promise: nil)
+            let decoderRemoved = context.eventLoop.makePromise(of: Void.self)
+            pipeline.removeHandler(decoder, promise: decoderRemoved)
+            let channel = context.channel
+            decoderRemoved.futureResult.whenSuccess { channel.pipeline.fireChannelReadComplete() }
         } catch {
             logger.error("upgrade failed", metadata: ["error": "\(error)"])
             context.close(promise: nil)
