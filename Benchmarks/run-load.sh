@@ -83,7 +83,7 @@ wait_for_line() {  # wait_for_line FILE PATTERN PID: until FILE has PATTERN (fai
   return 1
 }
 
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }  # user + system, in clock ticks
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat" 2>/dev/null || echo 0; }  # user + system, in clock ticks
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 now_ns() { date +%s%N; }
 TICKS=$(getconf CLK_TCK)
@@ -107,18 +107,45 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE + 256)) ]; th
 fi
 
 # --- servers -----------------------------------------------------------------------------
+# Other work on the machine (builds, tests of other sessions) competes for the two CPUs. With
+# the scheduler's autogroups (one per session), plain nice does not help across sessions: as root,
+# each server and generator runs in a session of its own (setsid) whose autogroup gets nice $NICE,
+# so that it gets its CPU. NICE= turns this off.
+NICE=${NICE--15}
+RUN=()
+BOOST=
+if [ -n "$NICE" ] && [ "$(id -u)" = 0 ]; then
+  RUN=(nice -n "$NICE")
+  if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then RUN=(setsid "${RUN[@]}"); BOOST=1; fi
+fi
+boost() {  # boost PID: raise the priority of PID's autogroup (its own session, once setsid made it)
+  [ -n "$BOOST" ] || return 0
+  local mine theirs
+  mine=$(cut -d' ' -f1 /proc/self/autogroup)
+  for _ in $(seq 1 100); do
+    theirs=$(cut -d' ' -f1 "/proc/$1/autogroup" 2>/dev/null) || return 0
+    if [ "$theirs" != "$mine" ]; then
+      echo "$NICE" >"/proc/$1/autogroup" 2>/dev/null || true
+      return 0
+    fi
+    sleep 0.01
+  done
+  log "warning: $1 is still in this script's autogroup; not boosted"
+}
+
 SERVER_PID=
 start_server() {  # start_server duplex|nio LOGFILE: starts it pinned, sets SERVER_PID and URL
   case $1 in
     duplex)
-      taskset -c "$SERVER_CPU" "$BIN/duplex" serve --port "$DUPLEX_PORT" --threads 1 --log-level warning >"$2" 2>&1 &
+      "${RUN[@]}" taskset -c "$SERVER_CPU" "$BIN/duplex" serve --port "$DUPLEX_PORT" --threads 1 --log-level warning >"$2" 2>&1 &
       URL="ws://127.0.0.1:$DUPLEX_PORT/echo"; PORT=$DUPLEX_PORT ;;
     nio)
-      taskset -c "$SERVER_CPU" "$BIN/nio-echo-server" --port "$NIO_PORT" --threads 1 >"$2" 2>&1 &
+      "${RUN[@]}" taskset -c "$SERVER_CPU" "$BIN/nio-echo-server" --port "$NIO_PORT" --threads 1 >"$2" 2>&1 &
       URL="ws://127.0.0.1:$NIO_PORT/echo"; PORT=$NIO_PORT ;;
   esac
   SERVER_PID=$!
   PIDS+=("$SERVER_PID")
+  boost "$SERVER_PID"
   wait_for_port "$PORT"
 }
 
@@ -126,15 +153,17 @@ start_server() {  # start_server duplex|nio LOGFILE: starts it pinned, sets SERV
 run_echo() {
   local server=$1 name=$2 size=$3 kind=$4 run=$5
   local blog="$OUT/bench-$server-$name-$run.log"
-  taskset -c "$LOAD_CPU" "$BIN/duplex" bench "$URL" --connections "$CONNS" --size "$size" "--$kind" \
+  "${RUN[@]}" taskset -c "$LOAD_CPU" "$BIN/duplex" bench "$URL" --connections "$CONNS" --size "$size" "--$kind" \
     --duration "$DURATION" --warmup "$WARMUP" >"$blog" 2>&1 &
   local bpid=$!
   PIDS+=("$bpid")
+  boost "$bpid"
   wait_for_line "$blog" '^connections:' "$bpid" || { log "bench did not connect, see $blog"; cat "$blog" >&2; exit 1; }
-  sleep "$WARMUP"
+  # Sample CPU time inside the counted seconds (0.2 s after they start, 0.3 s before they end).
+  sleep "$(awk -v w="$WARMUP" 'BEGIN { print w + 0.2 }')"
   local s0 g0 t0 s1 g1 t1
   s0=$(cpu_ticks "$SERVER_PID"); g0=$(cpu_ticks "$bpid"); t0=$(now_ns)
-  sleep "$DURATION"
+  sleep "$(awk -v d="$DURATION" 'BEGIN { print d - 0.5 }')"
   s1=$(cpu_ticks "$SERVER_PID"); g1=$(cpu_ticks "$bpid"); t1=$(now_ns)
   wait "$bpid" || { log "bench failed, see $blog"; cat "$blog" >&2; exit 1; }
   forget "$bpid"
@@ -143,11 +172,14 @@ run_echo() {
   local scpu gcpu
   scpu=$(awk -v d=$((s1 - s0)) -v w="$wall_ticks" 'BEGIN { printf "%.0f", 100 * d / w }')
   gcpu=$(awk -v d=$((g1 - g0)) -v w="$wall_ticks" 'BEGIN { printf "%.0f", 100 * d / w }')
-  local line
+  [ "$g1" -gt 0 ] || gcpu=$(field "$(grep '^result:' "$blog" | tail -1)" generator_cpu)  # it had exited: its own figure
+  local line per_cpu
   line=$(grep '^result:' "$blog" | tail -1)
-  echo "$line server_cpu=$scpu generator_cpu_proc=$gcpu" >>"$OUT/results-$server-$name.txt"
+  # Messages per second of server CPU time: robust to other load on the machine.
+  per_cpu=$(awk -v r="$(field "$line" msg_per_s)" -v c="$scpu" 'BEGIN { if (c > 0) printf "%.0f", r * 100 / c; else print 0 }')
+  echo "$line server_cpu=$scpu generator_cpu_proc=$gcpu msg_per_cpu_s=$per_cpu" >>"$OUT/results-$server-$name.txt"
   log "  $server $name run $run: $(field "$line" msg_per_s) msg/s, p50 $(field "$line" p50_us) us, p99 $(field "$line" p99_us) us," \
-      "server CPU $scpu %, generator CPU $gcpu %, errors $(field "$line" errors)"
+      "server CPU $scpu %, generator CPU $gcpu %, $per_cpu msg per server CPU-second, errors $(field "$line" errors)"
 }
 
 # run_idle SERVER RUN: RSS per idle connection on a fresh server
@@ -158,9 +190,10 @@ run_idle() {
   local before after
   before=$(rss_kib "$SERVER_PID")
   local blog="$OUT/bench-$server-idle-$run.log"
-  taskset -c "$LOAD_CPU" "$BIN/duplex" bench "$URL" --idle "$IDLE" --hold "$HOLD" >"$blog" 2>&1 &
+  "${RUN[@]}" taskset -c "$LOAD_CPU" "$BIN/duplex" bench "$URL" --idle "$IDLE" --hold "$HOLD" >"$blog" 2>&1 &
   local bpid=$!
   PIDS+=("$bpid")
+  boost "$bpid"
   wait_for_line "$blog" '^idle-ready:' "$bpid" || { log "bench --idle failed, see $blog"; cat "$blog" >&2; exit 1; }
   sleep 1
   after=$(rss_kib "$SERVER_PID")
@@ -176,6 +209,7 @@ run_idle() {
 }
 
 SERVERS=(duplex nio)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 for run in $(seq 1 "$RUNS"); do
   for server in "${SERVERS[@]}"; do
     log "run $run/$RUNS: $server"
@@ -202,7 +236,7 @@ d4=$(med duplex idle per_conn_kib); n4=$(med nio idle per_conn_kib)
 echo
 echo "Server load (echo): $(nproc) CPUs, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1), $(uname -sr);"
 echo "servers on CPU $SERVER_CPU, \`duplex bench\` on CPU $LOAD_CPU; $CONNS connections, one message in flight each;"
-echo "${WARMUP} s warm-up, ${DURATION} s counted; median of $RUNS run(s). Logs: $OUT"
+echo "${WARMUP} s warm-up, ${DURATION} s counted; median of $RUNS run(s); load average before: $LOAD_BEFORE. Logs: $OUT"
 echo
 echo "| scenario | Duplex | NIOWebSocket | ratio (Duplex/NIO) |"
 echo "| --- | ---: | ---: | ---: |"
@@ -210,13 +244,13 @@ echo "| W1: $CONNS conns × 16 B text, msg/s (higher is better) | $(fmt "$d1") |
 echo "| W2: $CONNS conns × 16 KiB binary, msg/s (higher is better) | $(fmt "$d2") | $(fmt "$n2") | $(ratio "$d2" "$n2") |"
 echo "| W4: server RSS per idle connection at $(fmt "$IDLE") conns, KiB (lower is better) | $d4 | $n4 | $(ratio "$d4" "$n4") |"
 echo
-echo "| run details (medians) | server CPU % | generator CPU % | p50 µs | p90 µs | p99 µs | max µs | errors |"
-echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+echo "| run details (medians) | msg/s | server CPU % | msg per server CPU-second | generator CPU % | p50 µs | p90 µs | p99 µs | max µs | errors |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 for w in w1 w2; do
   for server in "${SERVERS[@]}"; do
     label=$([ "$server" = duplex ] && echo Duplex || echo NIOWebSocket)
     wl=$([ "$w" = w1 ] && echo "W1 16 B" || echo "W2 16 KiB")
-    echo "| $wl, $label | $(med "$server" "$w" server_cpu) | $(med "$server" "$w" generator_cpu_proc) | $(med "$server" "$w" p50_us) | $(med "$server" "$w" p90_us) | $(med "$server" "$w" p99_us) | $(med "$server" "$w" max_us) | $(med "$server" "$w" errors) |"
+    echo "| $wl, $label | $(fmt "$(med "$server" "$w" msg_per_s)") | $(med "$server" "$w" server_cpu) | $(fmt "$(med "$server" "$w" msg_per_cpu_s)") | $(med "$server" "$w" generator_cpu_proc) | $(med "$server" "$w" p50_us) | $(med "$server" "$w" p90_us) | $(med "$server" "$w" p99_us) | $(med "$server" "$w" max_us) | $(med "$server" "$w" errors) |"
   done
 done
 echo
