@@ -117,7 +117,8 @@ extension WebSocket {
         )
 
         var logger = logger
-        logger[metadataKey: "url"] = "\(url)"
+        // Without the query, which may carry a token.
+        logger[metadataKey: "url"] = "\(url.scheme)://\(url.hostHeader)\(url.path)"
         if let proxy { logger[metadataKey: "proxy"] = "\(proxy)" }
         let connectionLogger = logger
         let loop = group.next()
