@@ -2,6 +2,7 @@ import ArgumentParser
 import Duplex
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 #if canImport(Glibc)
@@ -38,6 +39,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "permessage-deflate: zlib level 0-9, or -1 for zlib's default.") var deflateLevel: Int32 = -1
     @Option(help: "permessage-deflate: zlib memLevel 1-9 (compressor state of 2^(memLevel+9) bytes).") var deflateMemoryLevel: Int32 = 8
     @Option(help: "permessage-deflate: messages under this many bytes go uncompressed.") var deflateMinSize = 64
+    @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -47,6 +49,7 @@ struct Serve: AsyncParsableCommand {
         guard (9...15).contains(deflateWindowBits) else { throw ValidationError("--deflate-window-bits must be 9...15") }
         guard (-1...9).contains(deflateLevel) else { throw ValidationError("--deflate-level must be -1...9") }
         guard (1...9).contains(deflateMemoryLevel) else { throw ValidationError("--deflate-memory-level must be 1...9") }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
     }
 
     func run() async throws {
@@ -69,10 +72,12 @@ struct Serve: AsyncParsableCommand {
             outboundHardLimit: hardLimit
         )
         let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
+        let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
         let server = WebSocketServer(
             configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
                                  handshakeTimeout: .seconds(handshakeTimeout)),
             router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : []),
+            group: eventLoops,
             logger: logger
         )
         let address = try await server.start()
