@@ -29,9 +29,28 @@ public struct UTF8Validator: Sendable, Equatable {
     @inlinable
     public mutating func validate(_ bytes: UnsafeRawBufferPointer) -> Int? {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return nil }
+        // Short ASCII on a code point boundary (most small text messages): decided here, inline.
+        if state == State.accept && bytes.count <= 64 && Self.isASCII(base, bytes.count) { return nil }
         let (invalidAt, newState) = Self.run(base, bytes.count, state)
         state = newState
         return invalidAt
+    }
+
+    /// Whether the `count` (1...64) bytes at `base` are all ASCII.
+    @inlinable @inline(__always)
+    static func isASCII(_ base: UnsafeRawPointer, _ count: Int) -> Bool {
+        var bits: UInt64 = 0
+        if count >= 8 {
+            var i = 0
+            while i &+ 8 < count {
+                bits |= base.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                i &+= 8
+            }
+            bits |= base.loadUnaligned(fromByteOffset: count &- 8, as: UInt64.self)  // the last 8, overlapping
+        } else {
+            for i in 0..<count { bits |= UInt64(base.load(fromByteOffset: i, as: UInt8.self)) }
+        }
+        return bits & 0x8080_8080_8080_8080 == 0
     }
 
     /// Validates bytes from a collection (convenience for tests and small inputs).
