@@ -152,21 +152,7 @@ import Testing
             try await client.setReading(false)
             try await client.sendText("go")
             // Wait until the sends start, then until they stop returning: no progress for 300 ms.
-            try await eventually("the first send to return") { returned.current > 0 }
-            let clock = ContinuousClock()
-            let deadline = clock.now + .seconds(10)
-            var last = -1
-            var stableSince = clock.now
-            while clock.now - stableSince < .milliseconds(300) {
-                let now = returned.current
-                if now != last {
-                    last = now
-                    stableSince = clock.now
-                }
-                guard clock.now < deadline else { throw TestTimeout(what: "the sends to block") }
-                try await Task.sleep(for: .milliseconds(10))
-            }
-            let blockedAt = returned.current
+            let blockedAt = try await waitUntilStable(returned)
             #expect(blockedAt > 0)
             #expect(blockedAt < total, "send never suspended")
             #expect(done.pending.isEmpty)
@@ -176,6 +162,38 @@ import Testing
             try await Self.drainFlood(client, count: total)
             #expect(try await done.take() == total)
             await client.close()
+        }
+    }
+
+    @Test func aSuspendedSendFailsWhenThePeerGoesAway() async throws {
+        let outcome = Mailbox<String>()
+        let sent = Counter()
+        var router = Router()
+        router.webSocket("/push", WebSocketEndpoint(configuration: quietConfiguration(
+            outboundHighWaterMark: 256 << 10, outboundLowWaterMark: 64 << 10
+        )) { ws in
+            var iterator = ws.messages.makeAsyncIterator()
+            _ = try await iterator.next()  // "go"
+            do {
+                for _ in 0..<10_000 {
+                    try await ws.send(binary: Self.chunk)
+                    sent.increment()
+                }
+                outcome.put("all sent")
+            } catch WebSocketError.closed(let frame) {
+                outcome.put("closed \(frame.code?.rawValue ?? 0)")
+            }
+        })
+        try await withServer(router) { port, _ in
+            let client = try await TestClient.webSocket(port: port, path: "/push")
+            try await client.setReading(false)
+            try await client.sendText("go")
+            // The sender blocks in a send.
+            let blockedAt = try await waitUntilStable(sent)
+            #expect(blockedAt < 10_000)
+            #expect(outcome.pending.isEmpty)
+            await client.close()  // TCP close without a close frame
+            #expect(try await outcome.take() == "closed 1006")
         }
     }
 
@@ -235,6 +253,7 @@ import Testing
         ))
         try await withServer(router) { port, _ in
             let client = try await TestClient.webSocket(port: port, path: "/report")
+            _ = try await client.wait("pong counting") { h in h.recordPongs = false; return true }
             try await client.setReading(false)
             let pings = Self.pingFloodCount
             var ping = ByteBuffer()
@@ -256,10 +275,10 @@ import Testing
             var buffered = early ?? 0
             if early == nil { buffered = try await reports.take() }
             #expect(buffered <= bound, "\(buffered) bytes of pongs buffered (reported \(early == nil ? "after" : "before") reading resumed)")
-            let count = try await client.wait("all pongs and the echo", timeout: .seconds(30)) { h -> Int? in
-                h.events.last == .text("report") ? h.events.count : nil
+            let pongs = try await client.wait("all pongs and the echo", timeout: .seconds(30)) { h -> Int? in
+                h.events.last == .text("report") ? h.pongsReceived : nil
             }
-            #expect(count == pings + 1)
+            #expect(pongs == pings)
             try await written.get()
             await client.close()
         }

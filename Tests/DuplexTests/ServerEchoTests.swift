@@ -79,12 +79,15 @@ import Testing
             let big = patternBytes(16 << 20, seed: 9)
             try await client.sendBinary(big)
             #expect(try await client.nextMessage(timeout: .seconds(30)) == .binary(big))
-            // And in fragments of 1 MiB.
-            for start in stride(from: 0, to: big.count, by: 1 << 20) {
-                try await client.sendFrame(start == 0 ? .binary : .continuation, ByteBuffer(bytes: big[start..<(start + (1 << 20))]),
-                                           fin: start + (1 << 20) == big.count)
+            // And 4 MiB of text in fragments of 1 MiB.
+            let text = String(repeating: "ünïcödé ", count: (4 << 20) / 12)
+            let bytes = Array(text.utf8)
+            for start in stride(from: 0, to: bytes.count, by: 1 << 20) {
+                let end = min(start + (1 << 20), bytes.count)
+                try await client.sendFrame(start == 0 ? .text : .continuation, ByteBuffer(bytes: bytes[start..<end]),
+                                           fin: end == bytes.count)
             }
-            #expect(try await client.nextMessage(timeout: .seconds(30)) == .binary(big))
+            #expect(try await client.nextMessage(timeout: .seconds(30)) == .text(text))
             await client.close()
         }
     }

@@ -143,6 +143,10 @@ import Testing
             #expect(head.status == 200)
             #expect(head.headers.first("Content-Length") == "\("hello \n".utf8.count)")
 
+            // A request with a body: the body is skipped, the connection kept.
+            try await client.send(raw: "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello")
+            #expect(try await client.readResponse().status == 405)
+
             // Unknown path and wrong method keep the connection too.
             try await client.send(raw: httpRequest("GET", "/missing"))
             #expect(try await client.readResponse().status == 404)

@@ -23,7 +23,9 @@ struct TestClientError: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
-let testLoop = MultiThreadedEventLoopGroup.singleton
+/// The event loops of the server tests' servers and clients: their own, so that the big
+/// messages and floods here never hold up the loops other test suites run on (NIO's singleton).
+let testLoop = MultiThreadedEventLoopGroup(numberOfThreads: 2)
 
 /// A loop of its own for tests that measure time, so that the heavy tests running at the same
 /// time (16 MiB messages, floods) cannot hold up their timers on a shared loop.
@@ -133,7 +135,7 @@ final class Mailbox<T: Sendable>: Sendable {
     /// Values put and not taken yet.
     var pending: [T] { state.withLockedValue { $0.items } }
 
-    func take(timeout: TimeAmount = .seconds(5), _ what: String = "a value") async throws -> T {
+    func take(timeout: TimeAmount = .seconds(10), _ what: String = "a value") async throws -> T {
         let promise = loop.makePromise(of: T.self)
         let (ready, id) = state.withLockedValue { state -> (T?, Int) in
             if !state.items.isEmpty { return (state.items.removeFirst(), -1) }
@@ -181,6 +183,26 @@ func eventually(_ what: String, timeout: Duration = .seconds(5), _ condition: @S
         guard clock.now < deadline else { throw TestTimeout(what: what) }
         try await Task.sleep(for: .milliseconds(5))
     }
+}
+
+/// Waits until `counter` is positive and then has not changed for `quiet` (at most `timeout`);
+/// returns its value. For "this stopped making progress" checks.
+func waitUntilStable(_ counter: Counter, quiet: Duration = .milliseconds(300), timeout: Duration = .seconds(10)) async throws -> Int {
+    try await eventually("progress") { counter.current > 0 }
+    let clock = ContinuousClock()
+    let deadline = clock.now + timeout
+    var last = counter.current
+    var stableSince = clock.now
+    while clock.now - stableSince < quiet {
+        guard clock.now < deadline else { throw TestTimeout(what: "the counter to settle") }
+        try await Task.sleep(for: .milliseconds(10))
+        let now = counter.current
+        if now != last {
+            last = now
+            stableSince = clock.now
+        }
+    }
+    return last
 }
 
 // MARK: - Test client
@@ -242,6 +264,9 @@ final class TestClientHandler: ChannelInboundHandler {
     var closed = false
     var sentClose = false
     var pingsReceived = 0
+    var pongsReceived = 0
+    /// Whether pongs become events (or are only counted, for floods).
+    var recordPongs = true
     var bytesReceived = 0
     private var fragments: (opcode: Opcode, bytes: [UInt8])?
     private var context: ChannelHandlerContext?
@@ -346,7 +371,8 @@ final class TestClientHandler: ChannelInboundHandler {
             events.append(.ping(payload))
             if autoPong && !sentClose { write(.pong, frame.payload) }
         case .pong:
-            events.append(.pong(payload))
+            pongsReceived += 1
+            if recordPongs { events.append(.pong(payload)) }
         case .close:
             var p = frame.payload
             let code = p.readInteger(as: UInt16.self)
