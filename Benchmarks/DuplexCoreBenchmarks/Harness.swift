@@ -145,7 +145,7 @@ final class Harness {
         print(
             pad("\(family) [\(payload)]", 40), pad(unit.format(result.subjectRate), 17), "vs", pad(unit.format(result.peerRate), 17),
             pad(formatFixed(result.ratio, digits: 2) + "x", 7),
-            "\(peer.name); spread \(formatFixed(result.subjectSpread * 100, digits: 0))% / \(formatFixed(result.peerSpread * 100, digits: 0))%")
+            "\(subject.name) vs \(peer.name); spread \(formatFixed(result.subjectSpread * 100, digits: 0))% / \(formatFixed(result.peerSpread * 100, digits: 0))%")
     }
 }
 
