@@ -52,6 +52,38 @@ import Testing
         }
     }
 
+    /// TLS through a tunnel: the certificate must name the target, not merely the address the
+    /// socket is connected to (the proxy's).
+    @Test func wssThroughTheProxyChecksTheTargetsName() async throws {
+        // A wildcard certificate that also names 127.0.0.1, the proxy's address.
+        let certificate = try TestCertificate.make(subjectAltName: "DNS:*.example.test,IP:127.0.0.1")
+        defer { certificate.remove() }
+        // The proxy opens every tunnel to 127.0.0.1, so the names need not resolve.
+        let proxy = try await TestConnectProxy.start(connectTo: "127.0.0.1")
+        defer { Task { await proxy.stop() } }
+        try await withClientTestServer(tls: certificate.serverTLS()) { port in
+            try await withTimeLimit {
+                var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port))
+                configuration.tls.trustRoots = .file(certificate.certificatePath)
+                for host in ["api.example.test", "API.Example.Test", "127.0.0.1"] {
+                    let ws = try await WebSocket.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
+                    #expect(try await ws.close().code == .normalClosure, "\(host)")
+                }
+                for host in ["example.test", "a.b.example.test", "localhost", "other.test"] {
+                    do {
+                        _ = try await WebSocket.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
+                        Issue.record("a certificate for *.example.test was accepted for \(host)")
+                    } catch let error as TLSIdentityError {
+                        #expect(error.expected == host.lowercased())
+                        #expect(error.names == ["*.example.test", "127.0.0.1"])
+                    }
+                }
+                // The requests reached the server only for the accepted names.
+                #expect(proxy.requests.count == 7)
+            }
+        }
+    }
+
     @Test func proxyCredentialsAreSent() async throws {
         let proxy = try await TestConnectProxy.start()
         defer { Task { await proxy.stop() } }

@@ -262,13 +262,17 @@ final class TestConnectProxy: Sendable {
     /// The CONNECT requests received so far.
     var requests: [ReceivedRequest] { log.withLockedValue { $0 } }
 
-    static func start(refuseWith status: String? = nil) async throws -> TestConnectProxy {
+    /// - Parameters:
+    ///   - status: refuse every request with this status line (e.g. `407 Proxy Authentication Required`).
+    ///   - connectTo: open every tunnel to this host instead of the requested one (the port is kept),
+    ///     so tests can use names that do not resolve.
+    static func start(refuseWith status: String? = nil, connectTo: String? = nil) async throws -> TestConnectProxy {
         let log = NIOLockedValueBox<[ReceivedRequest]>([])
         let channel = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(ProxyFrontHandler(refuseWith: status, log: log))
+                    try channel.pipeline.syncOperations.addHandler(ProxyFrontHandler(refuseWith: status, connectTo: connectTo, log: log))
                 }
             }
             .bind(host: "127.0.0.1", port: 0)
@@ -288,13 +292,15 @@ private final class ProxyFrontHandler: ChannelInboundHandler {
     typealias OutboundOut = ByteBuffer
 
     let refuseWith: String?
+    let connectTo: String?
     let log: NIOLockedValueBox<[ReceivedRequest]>
     var buffer = ByteBuffer()
     var upstream: (any Channel)?
     var connecting = false
 
-    init(refuseWith: String?, log: NIOLockedValueBox<[ReceivedRequest]>) {
+    init(refuseWith: String?, connectTo: String?, log: NIOLockedValueBox<[ReceivedRequest]>) {
         self.refuseWith = refuseWith
+        self.connectTo = connectTo
         self.log = log
     }
 
@@ -320,6 +326,7 @@ private final class ProxyFrontHandler: ChannelInboundHandler {
         }
         var host = String(parts[1][..<colon])
         if host.hasPrefix("[") { host = String(host.dropFirst().dropLast()) }
+        if let connectTo { host = connectTo }
         let front = context.channel
         let loop = context.eventLoop
         ClientBootstrap(group: loop)

@@ -30,7 +30,8 @@ extension WebSocket {
     ///   ``WebSocketError/handshakeTimeout`` past ``WebSocketClientConfiguration/handshakeTimeout``;
     ///   ``WebSocketError/proxyFailed(_:)`` when the proxy refuses the tunnel;
     ///   ``WebSocketError/connectionClosedDuringHandshake``; NIO's connection errors (refused,
-    ///   unreachable) and NIOSSL's TLS errors (an untrusted certificate) as they are.
+    ///   unreachable) and NIOSSL's TLS errors (an untrusted certificate) as they are; through a
+    ///   proxy, ``TLSIdentityError`` for a certificate that does not name the host.
     public static func connect(
         to url: String,
         configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),
@@ -102,8 +103,16 @@ extension WebSocket {
         }
         var sslContext: NIOSSLContext? = nil
         var serverName: String? = nil
+        var tunnelIdentity: String? = nil
         if url.isSecure {
-            sslContext = try NIOSSLContext(configuration: configuration.tls.makeTLSConfiguration())
+            var tls = configuration.tls.makeTLSConfiguration()
+            if proxy != nil && configuration.tls.custom == nil && tls.certificateVerification == .fullVerification {
+                // Through a tunnel NIOSSL would also accept the proxy's IP address: the chain is
+                // checked by NIOSSL, the name by TunnelIdentityCheck, against the target.
+                tls.certificateVerification = .noHostnameVerification
+                tunnelIdentity = configuration.tls.serverName ?? url.host
+            }
+            sslContext = try NIOSSLContext(configuration: tls)
             serverName = configuration.tls.serverName ?? (url.isIPAddress ? nil : url.host)
         }
         var extraHeaders = configuration.headers
@@ -151,6 +160,7 @@ extension WebSocket {
                     }
                     if let sslHandlerContext {
                         try sync.addHandler(NIOSSLClientHandler(context: sslHandlerContext, serverHostname: sni))
+                        if let tunnelIdentity { try sync.addHandler(TunnelIdentityCheck(expected: tunnelIdentity)) }
                     }
                     let encoder = HTTPRequestEncoder()
                     let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))

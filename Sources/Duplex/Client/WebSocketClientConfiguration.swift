@@ -71,8 +71,9 @@ public struct WebSocketClientConfiguration: Sendable {
         /// Trusted CA certificates. Default: ``TrustRoots/system``.
         public var trustRoots: TrustRoots
         /// How the server's certificate is checked. Default: `.fullVerification` (chain and host
-        /// name). `.none` accepts any certificate, self-signed included: for development only,
-        /// as anyone on the path can then read and change the traffic.
+        /// name; through a proxy the name is checked against the target, see ``TLSIdentityError``).
+        /// `.none` accepts any certificate, self-signed included: for development only, as anyone
+        /// on the path can then read and change the traffic.
         public var certificateVerification: CertificateVerification
         /// The name sent in SNI and checked against the certificate; nil uses the URL's host
         /// (no SNI for IP literals: the certificate is then checked against the IP address).
