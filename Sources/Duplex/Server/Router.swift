@@ -74,7 +74,9 @@ public struct WebSocketEndpoint: Sendable {
     public var onUpgrade: (@Sendable (WebSocketRequest) async -> UpgradeDecision)?
     /// Per-endpoint connection settings; nil uses the server's.
     public var configuration: WebSocketConfiguration?
-    /// Extensions this endpoint negotiates, in order of preference.
+    /// Extensions this endpoint negotiates, in order of preference. None by default: with
+    /// permessage-deflate a connection holds 2-7x the memory (see docs/compression.md); add
+    /// `PerMessageDeflate.ServerNegotiator()` to compress.
     public var extensions: [any ServerExtensionNegotiator]
     let application: WebSocketApplication
 
