@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in Fuzz/ and runs each for SECONDS (default 30).
+#
+#   Fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
+#
+# Exit status: 0 when every target ran its time; 1 when one crashed, broke an invariant, timed
+# out (-timeout=5 per input) or went over -rss_limit_mb=2048 (the reproducer's path is printed);
+# 2 for a build failure. See Fuzz/README.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT="$PWD"
+SECONDS_PER_TARGET="${1:-30}"
+shift || true
+[ -d /opt/swift/usr/bin ] && export PATH="/opt/swift/usr/bin:$PATH"
+
+SCRATCH="$ROOT/.build-fuzz"
+CONFIG=release
+BUILD="$SCRATCH/fuzzers"
+CORPORA="$SCRATCH/corpus"
+ARTIFACTS="$SCRATCH/artifacts"
+mkdir -p "$BUILD" "$CORPORA" "$ARTIFACTS"
+
+if [ $# -gt 0 ]; then
+  TARGETS=("$@")
+else
+  TARGETS=()
+  for f in Fuzz/Fuzz*.swift; do TARGETS+=("$(basename "$f" .swift)"); done
+fi
+
+step() { printf '\n=== %s (at %ss)\n' "$*" "$SECONDS"; }
+die() { echo "Fuzz/run.sh: $*" >&2; exit 2; }
+
+# 1. DuplexCore's dependencies (NIOCore, Crypto, CompressNIO and what they need), built by
+#    SwiftPM in its own scratch path. DuplexCore itself is built too (its compile command gives
+#    the flags to reuse), but its objects are not linked: the fuzzers compile its sources.
+step "dependencies: swift build --target DuplexCore -c $CONFIG --scratch-path .build-fuzz"
+swift build --scratch-path "$SCRATCH" --target DuplexCore -c "$CONFIG" || die "swift build failed"
+BIN="$(swift build --scratch-path "$SCRATCH" -c "$CONFIG" --show-bin-path)" || die "no bin path"
+TRIPLE="$(basename "$(dirname "$BIN")")"
+MANIFEST="$SCRATCH/$CONFIG.yaml"
+[ -f "$MANIFEST" ] || die "no build manifest at $MANIFEST"
+
+# The search paths and C module maps SwiftPM passes when compiling DuplexCore.
+mapfile -t FLAGS < <(python3 - "$MANIFEST" "C.DuplexCore-$TRIPLE-$CONFIG.module" <<'PY'
+import json, sys
+manifest, command = sys.argv[1], sys.argv[2]
+lines = open(manifest).read().splitlines()
+start = next(i for i, l in enumerate(lines) if l.strip() == f'"{command}":')
+args = json.loads(next(l for l in lines[start:] if l.strip().startswith("args:")).strip()[len("args:"):])
+i = 0
+while i < len(args):
+    a = args[i]
+    if a in ("-I", "-Xcc", "-swift-version", "-package-name") and i + 1 < len(args):
+        print(a); print(args[i + 1]); i += 2; continue
+    if a.startswith("-D") and a != "-DDEBUG":
+        print(a)
+    i += 1
+PY
+) || die "cannot read DuplexCore's flags from $MANIFEST"
+[ ${#FLAGS[@]} -gt 0 ] || die "no flags found for DuplexCore in $MANIFEST"
+
+# Every object of the dependencies (the scratch path holds DuplexCore's closure only).
+mapfile -t OBJECTS < <(find "$BIN" -path "$BIN/DuplexCore.build" -prune -o -name '*.o' -path '*.build/*' -print | sort)
+[ ${#OBJECTS[@]} -gt 0 ] || die "no dependency objects under $BIN"
+mapfile -t CORE_SOURCES < <(find Sources/DuplexCore -name '*.swift' | sort)
+mapfile -t SUPPORT < <(find Fuzz/Support -name '*.swift' | sort)
+
+# 2. One executable per target: DuplexCore's sources + Fuzz/Support + Fuzz/<target>.swift in
+#    one module, instrumented for libFuzzer and AddressSanitizer.
+for target in "${TARGETS[@]}"; do
+  [ -f "Fuzz/$target.swift" ] || die "no Fuzz/$target.swift"
+  step "build $target"
+  swiftc -module-name "$target" -parse-as-library -O -g \
+    -sanitize=fuzzer,address -target "$TRIPLE" \
+    -module-cache-path "$BUILD/ModuleCache" \
+    "${FLAGS[@]}" \
+    "${CORE_SOURCES[@]}" "${SUPPORT[@]}" "Fuzz/$target.swift" \
+    "${OBJECTS[@]}" -lstdc++ -lz \
+    -o "$BUILD/$target" 2> "$BUILD/$target.build.log"
+  status=$?
+  grep -v "Cannot export local symbol" "$BUILD/$target.build.log" >&2
+  [ $status -eq 0 ] || die "building $target failed"
+done
+
+# 3. Run each target for SECONDS_PER_TARGET.
+export SWIFT_BACKTRACE=enable=no  # let libFuzzer and ASan report crashes (no backtracer process)
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
+failed=()
+for target in "${TARGETS[@]}"; do
+  step "run $target for ${SECONDS_PER_TARGET}s"
+  corpus="$CORPORA/$target"
+  mkdir -p "$corpus" "$ARTIFACTS/$target"
+  [ -d "Fuzz/seeds/$target" ] && cp -n Fuzz/seeds/"$target"/* "$corpus"/ 2>/dev/null
+  dict=()
+  [ -f "Fuzz/dicts/$target.dict" ] && dict=("-dict=Fuzz/dicts/$target.dict")
+  log="$ARTIFACTS/$target/fuzz.log"
+  "$BUILD/$target" "$corpus" "${dict[@]}" \
+    -max_total_time="$SECONDS_PER_TARGET" -rss_limit_mb=2048 -timeout=5 -max_len=8192 \
+    -print_final_stats=1 -artifact_prefix="$ARTIFACTS/$target/" > "$log" 2>&1
+  status=$?
+  grep -E "^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb|new_units_added)" "$log"
+  if [ $status -ne 0 ]; then
+    echo "FAILED: $target (exit $status); log: $log" >&2
+    grep -E "INVARIANT|ERROR: |SUMMARY|==ERROR|Fatal error|deadly signal|timeout|out-of-memory" "$log" | head -20 >&2
+    grep -oE "Test unit written to .*" "$log" | sed 's/^Test unit written to /reproducer: /' >&2
+    echo "reproduce: $BUILD/$target <reproducer>" >&2
+    failed+=("$target")
+  fi
+done
+
+step "done"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "fuzzing found problems in: ${failed[*]}" >&2
+  exit 1
+fi
+echo "all ${#TARGETS[@]} fuzz targets ran ${SECONDS_PER_TARGET}s each without a failure"

@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Writes the committed seed inputs of the fuzz targets (Fuzz/seeds/<target>/*).
+
+Each target's input format is described at the top of its Fuzz/<target>.swift. Run this
+from anywhere: `python3 Fuzz/seeds/make-seeds.py`; it rewrites the files it owns.
+"""
+import os
+import struct
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEY = bytes([0x37, 0xFA, 0x21, 0x3D])
+
+
+def frame(opcode, payload, fin=True, rsv=0, mask=None, length_form=None):
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    form = length_form or (7 if n < 126 else 16 if n <= 0xFFFF else 64)
+    if form == 7:
+        head = bytes([b0, mbit | n])
+    elif form == 16:
+        head = bytes([b0, mbit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mbit | 127]) + struct.pack(">Q", n)
+    if mask:
+        payload = bytes(c ^ mask[i % 4] for i, c in enumerate(payload))
+        head += mask
+    return head + payload
+
+
+def masked(opcode, payload, **kw):
+    return frame(opcode, payload, mask=KEY, **kw)
+
+
+def deflate(data, wbits=15):
+    c = zlib.compressobj(9, zlib.DEFLATED, -wbits)
+    out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
+    assert out.endswith(b"\x00\x00\xff\xff")
+    return out[:-4]
+
+
+def close_payload(code, reason=b""):
+    return struct.pack(">H", code) + reason
+
+
+def write(target, name, data):
+    folder = os.path.join(HERE, target)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, name), "wb") as f:
+        f.write(data)
+
+
+HELLO_DEFLATED = bytes([0xF2, 0x48, 0xCD, 0xC9, 0xC9, 0x07, 0x00])  # RFC 7692 §7.2.3.1
+TEXT = "Grüße, κόσμε, こんにちは, 🎉 — ".encode() * 3
+
+# FuzzFrameParser: [config] [split seed] [wire]
+fp = "FuzzFrameParser"
+write(fp, "server-rfc-hello", bytes([0x00, 0x01]) + bytes.fromhex("818537fa213d7f9f4d5158"))
+write(fp, "client-hello-fragments", bytes([0x01, 0x02]) + frame(1, b"Hel", fin=False) + frame(0, b"lo"))
+write(fp, "client-ping-pong", bytes([0x01, 0x00]) + frame(9, b"Hello") + frame(10, b"Hello"))
+write(fp, "client-256-binary", bytes([0x01, 0x03]) + frame(2, bytes(range(256))))
+write(fp, "server-64bit-length", bytes([0x00, 0x02]) + masked(2, b"x" * 300, length_form=64) + masked(8, close_payload(1000)))
+write(fp, "server-rsv1", bytes([0x02, 0x01]) + masked(1, HELLO_DEFLATED, rsv=0x40) + masked(9, b""))
+write(fp, "server-mixed", bytes([0x06, 0x03]) + masked(1, TEXT[:40], fin=False) + masked(9, b"p") + masked(0, TEXT[40:]))
+
+# FuzzConnection: [config] [split seed] [masked client frames]
+fc = "FuzzConnection"
+write(fc, "echo-text-ping-close", bytes([0x12, 0x01]) + masked(1, b"Hello") + masked(9, b"ping") + masked(8, close_payload(1000, b"bye")))
+write(fc, "fragmented-utf8", bytes([0x12, 0x02]) + masked(1, TEXT[:50], fin=False) + masked(10, b"") + masked(0, TEXT[50:]))
+write(fc, "binary-large", bytes([0x10, 0x03]) + masked(2, bytes(range(256)) * 4))
+write(fc, "invalid-utf8", bytes([0x12, 0x01]) + masked(1, b"ab\xed\xa0\x80cd"))
+write(fc, "bad-close", bytes([0x02, 0x00]) + masked(8, close_payload(1005)))
+write(fc, "server-closes", bytes([0x32, 0x02]) + masked(2, b"abc") + masked(9, b"x") + masked(8, b""))
+write(fc, "deflate-hello", bytes([0x13, 0x01]) + masked(1, HELLO_DEFLATED, rsv=0x40) + masked(1, b"plain"))
+write(fc, "deflate-fragmented", bytes([0x13, 0x02]) + masked(2, deflate(TEXT * 4)[:20], rsv=0x40, fin=False)
+      + masked(0, deflate(TEXT * 4)[20:]))
+write(fc, "deflate-bomb", bytes([0x0D, 0x03]) + masked(2, deflate(bytes(200000)), rsv=0x40))
+
+# FuzzUTF8: [split seed] [bytes]
+fu = "FuzzUTF8"
+write(fu, "ascii", b"\x03" + b"The quick brown fox jumps over the lazy dog. " * 3)
+write(fu, "mixed", b"\x02" + TEXT)
+write(fu, "dense", b"\x01" + "κόσμεこんにちは🎉".encode() * 8)
+write(fu, "surrogate", b"\x00" + "abcκό".encode() * 10 + b"\xed\xa0\x80")
+write(fu, "overlong", b"\x02" + "€".encode() * 20 + b"\xe0\x80\xaf")
+write(fu, "truncated", b"\x03" + "🎉".encode() * 17 + b"\xf0\x9f")
+write(fu, "too-high", b"\x01" + "x".encode() * 70 + b"\xf4\x90\x80\x80")
+
+# FuzzHandshake: text (request line, then CRLF-separated fields)
+fh = "FuzzHandshake"
+request = ("GET /chat?room=1 HTTP/1.1\r\nHost: server.example.com\r\nUpgrade: websocket\r\n"
+           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin: http://example.com\r\n"
+           "Sec-WebSocket-Protocol: chat, superchat\r\nSec-WebSocket-Version: 13\r\n")
+write(fh, "rfc-request", request.encode())
+write(fh, "request-deflate", (request + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits; "
+                              "server_max_window_bits=10, permessage-deflate\r\n").encode())
+write(fh, "request-deflate-quoted", (request + "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=\"12\"; "
+                                     "server_no_context_takeover; client_no_context_takeover, x-webkit-deflate-frame\r\n").encode())
+write(fh, "rfc-response", ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\nSec-WebSocket-Protocol: chat\r\n").encode())
+write(fh, "response-deflate", ("Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                               "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+                               "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9; client_max_window_bits=10\r\n").encode())
+
+# FuzzInflate: [config] [split seed] [bytes]
+fi = "FuzzInflate"
+write(fi, "rfc-hello", bytes([0x07, 0x01]) + HELLO_DEFLATED)
+write(fi, "rfc-stored", bytes([0x07, 0x00]) + bytes([0x00, 0x05, 0x00, 0xFA, 0xFF]) + b"Hello" + b"\x00")
+write(fi, "empty-block", bytes([0x0F, 0x00]) + b"\x00")
+write(fi, "text-w15", bytes([0x07, 0x02]) + deflate(TEXT * 2))
+write(fi, "text-w9", bytes([0x19, 0x03]) + deflate(TEXT * 2, 9))
+write(fi, "bomb", bytes([0x07, 0x03]) + deflate(bytes(300000)))
+write(fi, "plain-text", bytes([0x27, 0x02]) + TEXT)
