@@ -61,6 +61,8 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private var closeTimeoutTask: Scheduled<Void>?
     private var lastReceive = NIODeadline.now()
     private var pingCounter: UInt64 = 0
+    /// Whether the channel applies the configured high-water mark (see ``overHardLimit(adding:)``).
+    private var highWaterMarkApplied = false
 
     init(connection: Connection, setup: WebSocketSetup, application: WebSocketApplication) {
         self.connection = connection
@@ -89,10 +91,11 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
             closed: closed.futureResult, setup: setup
         )
         self.socket = socket
-        try? context.channel.syncOptions?.setOption(
+        let waterMarkSet: Void? = try? context.channel.syncOptions?.setOption(
             ChannelOptions.writeBufferWaterMark,
             value: WriteBufferWaterMark(low: configuration.outboundLowWaterMark, high: configuration.outboundHighWaterMark)
         )
+        highWaterMarkApplied = waterMarkSet != nil && bufferedOutboundBytes <= configuration.outboundHighWaterMark
         setup.metrics.opened()
         schedulePing()
         if let idle = configuration.idleTimeout { scheduleIdleCheck(after: idle) }
@@ -237,7 +240,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     // reads would otherwise make the server buffer pongs without bound. Reading resumes once
     // the channel is writable again.
     private var mayRead: Bool {
-        !readPaused && bufferedOutboundBytes <= configuration.outboundHardLimit
+        !readPaused && !overHardLimit(adding: 0)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -265,7 +268,7 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Sends a data message (on the event loop). Past the hard limit, applies the backpressure policy.
     func send(_ opcode: Opcode, _ payload: ByteBuffer) -> SendResult {
         guard connection.state == .open, context != nil else { return .dropped }
-        if bufferedOutboundBytes + payload.readableBytes > configuration.outboundHardLimit {
+        if overHardLimit(adding: payload.readableBytes) {
             setup.metrics.messageDropped()
             if case .close(let code) = configuration.backpressurePolicy {
                 logger.info("closing: outbound buffer over its hard limit", metadata: ["limit": "\(configuration.outboundHardLimit)"])
@@ -334,6 +337,22 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     var isWritable: Bool { context?.channel.isWritable ?? false }
+
+    /// Whether the bytes buffered for the socket plus `extra` exceed the hard limit.
+    ///
+    /// Reading the buffered byte count is a channel option look-up, too costly for every send
+    /// and every read. A writable channel buffers at most its high-water mark (NIO turns it
+    /// unwritable as soon as a write takes it over the mark, and writable again only under the
+    /// low mark), so while it is writable and the mark plus `extra` is within the hard limit,
+    /// the answer is no without asking. `highWaterMarkApplied` is true only when the mark was
+    /// set on the channel while the channel held no more than it.
+    private func overHardLimit(adding extra: Int) -> Bool {
+        if highWaterMarkApplied, configuration.outboundHighWaterMark + extra <= configuration.outboundHardLimit,
+           context?.channel.isWritable == true {
+            return false
+        }
+        return bufferedOutboundBytes + extra > configuration.outboundHardLimit
+    }
 
     /// Writes what the core produced; flushes now, or once at the end of the read batch.
     private func writeOutbound() {

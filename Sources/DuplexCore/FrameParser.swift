@@ -43,7 +43,11 @@ public struct FrameParser {
     public mutating func append(_ bytes: ByteBuffer) {
         guard bytes.readableBytes > 0 else { return }
         if buffer.readableBytes == 0 {
-            buffer = bytes  // adopt: no copy
+            // Adopt: no copy. In the server role, keep only the readable bytes: unmasking in
+            // place copies a buffer that the transport still shares (copy-on-write), and such a
+            // copy takes the buffer's whole slice, which for a receive buffer is its capacity
+            // (up to 64 KiB), not the bytes read.
+            buffer = role == .server ? bytes.slice() : bytes
             walkIndex = buffer.readerIndex
         } else {
             if buffer.readerIndex >= 4096 && buffer.readerIndex >= buffer.readableBytes {
