@@ -33,6 +33,7 @@ let harness = Harness(settings: settings)
 runMaskingBenchmarks(harness)
 runUTF8Benchmarks(harness)
 runFrameParsingBenchmarks(harness)
+runDeflateBenchmarks(harness)
 
 if markdown {
     print("")
