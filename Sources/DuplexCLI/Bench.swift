@@ -19,16 +19,16 @@ struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Load generator: echo round trips over many connections; messages/s and latency percentiles.",
         discussion: """
-            Each connection keeps --pipeline messages in flight against an echo endpoint: it sends one,
-            waits for the whole echo, records the round trip, and sends the next. After --warmup seconds
-            of load, --duration seconds are counted. The last line of the report is machine-readable
+            Each connection keeps --pipeline messages in flight against an echo endpoint: it sends one, \
+            waits for the whole echo, records the round trip, and sends the next. After --warmup seconds of \
+            load, --duration seconds are counted. The last line of the report is machine-readable \
             (`result: key=value ...`).
 
-            With --idle N, it opens N connections, prints `idle-ready: N` once they are all upgraded,
-            holds them without traffic for --hold seconds, then closes them.
+            With --idle N, it opens N connections, prints `idle-ready: N` once they are all upgraded, holds \
+            them without traffic for --hold seconds, then closes them.
 
-            Only ws:// (no TLS): run it on the same machine as the server, over loopback, pinned to
-            another CPU than the server (taskset) so that the server is the bottleneck.
+            Only ws:// (no TLS): run it on the same machine as the server, over loopback, pinned to another \
+            CPU than the server (taskset) so that the server is the bottleneck.
             """
     )
 
