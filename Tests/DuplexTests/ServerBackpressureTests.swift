@@ -252,7 +252,8 @@ import Testing
             })
         ))
         try await withServer(router) { port, _ in
-            let client = try await TestClient.webSocket(port: port, path: "/report")
+            // A small receive buffer: the kernel holds few pongs, the server's own buffer the rest.
+            let client = try await TestClient.webSocket(port: port, path: "/report", receiveBuffer: 16 << 10)
             _ = try await client.wait("pong counting") { h in h.recordPongs = false; return true }
             try await client.setReading(false)
             let pings = Self.pingFloodCount
@@ -266,17 +267,33 @@ import Testing
             client.channel.writeAndFlush(flood, promise: promise)
             let written = promise.futureResult
 
-            // A server that reads on while it cannot write processes the report soon, with
-            // megabytes of pongs buffered (and then drops the echo and closes with 1013). One that
-            // stops reading over its hard limit sees the report only once the client reads again.
-            let bound = hardLimit + (512 << 10)  // the limit plus one read batch of pongs
-            let early = try? await reports.take(timeout: .seconds(1))
+            // A server that reads on while it cannot write gets to the report soon, with megabytes
+            // of pongs buffered (and then drops the echo and closes with 1013). One that stops
+            // reading over its hard limit sees the report only once the client reads again: wait
+            // for the report or for the server to stop taking the flood (the client's unsent bytes
+            // stop shrinking: 300 ms, or 1 s once all of them are in the socket buffers).
+            let clock = ContinuousClock()
+            let deadline = clock.now + .seconds(20)
+            var lastPending = -1
+            var stableSince = clock.now
+            while reports.pending.isEmpty && clock.now < deadline {
+                let pending = try await client.channel.getOption(.bufferedWritableBytes).get()
+                if pending != lastPending {
+                    lastPending = pending
+                    stableSince = clock.now
+                } else if clock.now - stableSince >= (pending > 0 ? .milliseconds(300) : .seconds(1)) {
+                    break
+                }
+                try await Task.sleep(for: .milliseconds(10))
+            }
+            let early = !reports.pending.isEmpty
             try await client.setReading(true)
-            var buffered = early ?? 0
-            if early == nil { buffered = try await reports.take() }
-            #expect(buffered <= bound, "\(buffered) bytes of pongs buffered (reported \(early == nil ? "after" : "before") reading resumed)")
+            let buffered = try await reports.take()
+            let bound = hardLimit + (512 << 10)  // the limit plus one read batch of pongs
+            #expect(buffered <= bound, "\(buffered) bytes of pongs buffered (reported \(early ? "before" : "after") reading resumed)")
             let pongs = try await client.wait("all pongs and the echo", timeout: .seconds(30)) { h -> Int? in
-                h.events.last == .text("report") ? h.pongsReceived : nil
+                if case .close(let code, _) = h.events.last { throw TestClientError("closed with \(code ?? 0) instead of echoing") }
+                return h.events.last == .text("report") ? h.pongsReceived : nil
             }
             #expect(pongs == pings)
             try await written.get()
@@ -284,7 +301,7 @@ import Testing
         }
     }
 
-    static let pingFloodCount = 64 << 10
+    static let pingFloodCount = 48 << 10
     static let inboundCount = 48
     static let inboundTotal = 48 << 20
 }

@@ -278,6 +278,7 @@ final class TestClientHandler: ChannelInboundHandler {
     private var ticker: RepeatedTask?
     /// When the ticker last sent, and when the first close frame arrived.
     var lastTick: ContinuousClock.Instant?
+    var ticksSent = 0
     var closeArrived: ContinuousClock.Instant?
 
     init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil) {
@@ -311,6 +312,7 @@ final class TestClientHandler: ChannelInboundHandler {
             if !handler.sentClose && !handler.closed {
                 handler.write(.text, ByteBuffer(string: text))
                 handler.lastTick = ContinuousClock.now
+                handler.ticksSent += 1
             }
         }
     }
@@ -364,7 +366,7 @@ final class TestClientHandler: ChannelInboundHandler {
     }
 
     private func handle(_ frame: Frame) {
-        let payload = Array(frame.payload.readableBytesView)
+        var payload: [UInt8] { Array(frame.payload.readableBytesView) }
         switch frame.opcode {
         case .ping:
             pingsReceived += 1
@@ -477,33 +479,39 @@ final class TestClient: Sendable {
     }
 
     private static func open(port: Int, expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool,
-                             tls: NIOSSLContext?, group: any EventLoopGroup,
+                             tls: NIOSSLContext?, group: any EventLoopGroup, receiveBuffer: Int? = nil,
                              firstBytes: ByteBuffer? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
-        let channel = try await ClientBootstrap(group: group)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+        let made = NIOLockedValueBox<NIOLoopBound<TestClientHandler>?>(nil)
+        var bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.tcp_nodelay), value: 1)
+        if let receiveBuffer {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+        }
+        let channel = try await bootstrap
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     if let tls {
                         try channel.pipeline.syncOperations.addHandler(
                             try NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
                     }
-                    try channel.pipeline.syncOperations.addHandler(
-                        TestClientHandler(expectsUpgrade: expectsUpgrade, autoPong: autoPong, autoCloseReply: autoCloseReply,
-                                          firstBytes: firstBytes))
+                    let handler = TestClientHandler(expectsUpgrade: expectsUpgrade, autoPong: autoPong,
+                                                    autoCloseReply: autoCloseReply, firstBytes: firstBytes)
+                    try channel.pipeline.syncOperations.addHandler(handler)
+                    made.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
             }
             .connect(host: "127.0.0.1", port: port)
             .get()
-        let handler = try await channel.eventLoop.submit {
-            NIOLoopBound(try channel.pipeline.syncOperations.handler(type: TestClientHandler.self), eventLoop: channel.eventLoop)
-        }.get()
+        // Kept from the initializer: the pipeline may already be gone if the server was quick to close.
+        guard let handler = made.withLockedValue({ $0 }) else { throw TestClientError("no handler") }
         return (channel, handler)
     }
 
     /// A plain TCP connection (HTTP tests, hand-written upgrade requests).
-    static func raw(port: Int, group: any EventLoopGroup = testLoop, tls: NIOSSLContext? = nil) async throws -> TestClient {
+    /// - Parameter sending: bytes written from the event loop as soon as the connection is up.
+    static func raw(port: Int, group: any EventLoopGroup = testLoop, tls: NIOSSLContext? = nil,
+                    sending: String? = nil) async throws -> TestClient {
         let (channel, handler) = try await open(port: port, expectsUpgrade: false, autoPong: false, autoCloseReply: false,
-                                                tls: tls, group: group)
+                                                tls: tls, group: group, firstBytes: sending.map { ByteBuffer(string: $0) })
         return TestClient(channel: channel, handler: handler, handshake: nil)
     }
 
@@ -512,7 +520,7 @@ final class TestClient: Sendable {
     static func webSocket(
         port: Int, group: any EventLoopGroup = testLoop, path: String = "/echo", subprotocols: [String] = [], origin: String? = nil,
         extraHeaders: HeaderList = HeaderList(), autoPong: Bool = true, autoCloseReply: Bool = true,
-        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil
+        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil
     ) async throws -> TestClient {
         let handshake = ClientHandshake(host: "127.0.0.1:\(port)", subprotocols: subprotocols, origin: origin,
                                         extraHeaders: extraHeaders)
@@ -522,7 +530,7 @@ final class TestClient: Sendable {
         // The request goes out from the event loop as soon as the connection is up.
         let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
                                                 autoCloseReply: autoCloseReply, tls: tls, group: group,
-                                                firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()))
+                                                receiveBuffer: receiveBuffer, firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()))
         let client = TestClient(channel: channel, handler: handler, handshake: nil)
         let head = try await client.wait("the handshake response") { h -> HTTPAnswer? in
             if let head = h.responseHead { return head }
