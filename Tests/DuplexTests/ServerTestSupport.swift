@@ -281,11 +281,16 @@ final class TestClientHandler: ChannelInboundHandler {
     var ticksSent = 0
     var closeArrived: ContinuousClock.Instant?
 
-    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil) {
+    /// Traffic to start from the event loop as soon as the WebSocket is open.
+    private let tickOnOpen: (every: TimeAmount, text: String)?
+
+    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil,
+         tickOnOpen: (every: TimeAmount, text: String)? = nil) {
         self.expectsUpgrade = expectsUpgrade
         self.autoPong = autoPong
         self.autoCloseReply = autoCloseReply
         self.firstBytes = firstBytes
+        self.tickOnOpen = tickOnOpen
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -333,6 +338,7 @@ final class TestClientHandler: ChannelInboundHandler {
             if expectsUpgrade && responseHead == nil, let head = Self.parseHead(&raw) {
                 responseHead = head
                 if head.status == 101 {
+                    if let tick = tickOnOpen { startTicking(every: tick.every, text: tick.text) }
                     parser = FrameParser(role: .client)
                     parser!.append(raw)
                     raw.clear()
@@ -480,7 +486,8 @@ final class TestClient: Sendable {
 
     private static func open(port: Int, expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool,
                              tls: NIOSSLContext?, group: any EventLoopGroup, receiveBuffer: Int? = nil,
-                             firstBytes: ByteBuffer? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
+                             firstBytes: ByteBuffer? = nil,
+                             tickOnOpen: (every: TimeAmount, text: String)? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
         let made = NIOLockedValueBox<NIOLoopBound<TestClientHandler>?>(nil)
         var bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.tcp_nodelay), value: 1)
         if let receiveBuffer {
@@ -494,7 +501,8 @@ final class TestClient: Sendable {
                             try NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
                     }
                     let handler = TestClientHandler(expectsUpgrade: expectsUpgrade, autoPong: autoPong,
-                                                    autoCloseReply: autoCloseReply, firstBytes: firstBytes)
+                                                    autoCloseReply: autoCloseReply, firstBytes: firstBytes,
+                                                    tickOnOpen: tickOnOpen)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     made.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
@@ -520,7 +528,8 @@ final class TestClient: Sendable {
     static func webSocket(
         port: Int, group: any EventLoopGroup = testLoop, path: String = "/echo", subprotocols: [String] = [], origin: String? = nil,
         extraHeaders: HeaderList = HeaderList(), autoPong: Bool = true, autoCloseReply: Bool = true,
-        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil
+        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil,
+        tickingOnOpen: (every: TimeAmount, text: String)? = nil
     ) async throws -> TestClient {
         let handshake = ClientHandshake(host: "127.0.0.1:\(port)", subprotocols: subprotocols, origin: origin,
                                         extraHeaders: extraHeaders)
@@ -530,7 +539,9 @@ final class TestClient: Sendable {
         // The request goes out from the event loop as soon as the connection is up.
         let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
                                                 autoCloseReply: autoCloseReply, tls: tls, group: group,
-                                                receiveBuffer: receiveBuffer, firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()))
+                                                receiveBuffer: receiveBuffer,
+                                                firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()),
+                                                tickOnOpen: tickingOnOpen)
         let client = TestClient(channel: channel, handler: handler, handshake: nil)
         let head = try await client.wait("the handshake response") { h -> HTTPAnswer? in
             if let head = h.responseHead { return head }
