@@ -9,8 +9,8 @@
 // The echo runs in event-loop callbacks (WebSocket.connect(to:configuration:callbacks:)), so a
 // message is echoed before a protocol error that follows it in the same read fails the
 // connection, as the suite's strict verdicts expect. AUTOBAHN_CLIENT_API=async echoes through
-// the async API (`for try await message in ws.messages`) instead. AUTOBAHN_CLIENT_DEFLATE=1
-// offers permessage-deflate (sections 12 and 13).
+// the async API (`for try await message in ws.messages`) instead. The client offers
+// permessage-deflate by default (sections 12 and 13); AUTOBAHN_CLIENT_DEFLATE=0 turns it off.
 import Duplex
 import Foundation
 
@@ -28,8 +28,8 @@ configuration.webSocket.outboundHardLimit = 64 << 20
 // The fuzzer judges the exchange frame by frame: no keepalive pings of our own.
 configuration.webSocket.pingInterval = nil
 configuration.proxy = .none
-if environment["AUTOBAHN_CLIENT_DEFLATE"] == "1" {
-    configuration.extensions = [PerMessageDeflate.ClientNegotiator()]
+if environment["AUTOBAHN_CLIENT_DEFLATE"] == "0" {
+    configuration.extensions = []
 }
 
 func report(_ line: String) {

@@ -35,6 +35,7 @@ struct Connect: AsyncParsableCommand {
     @Option(help: "Seconds between keepalive pings (0 turns them off).") var pingInterval = 30.0
     @Option(help: "An HTTP proxy URL (default: from http_proxy / https_proxy, honouring no_proxy).") var proxy: String?
     @Flag(help: "Connect directly, ignoring the proxy variables.") var noProxy = false
+    @Flag(inversion: .prefixedNo, help: "Offer permessage-deflate compression (RFC 7692).") var deflate = true
     @Option(help: "Seconds allowed for connecting and the opening handshake.") var handshakeTimeout = 10.0
     @Option(help: "Seconds to wait for the server's close after sending ours.") var closeTimeout = 5.0
     @Option(help: "Largest message in bytes to accept (close 1009 over it).") var maxMessageSize = Limits.default.maxMessageSize
@@ -65,6 +66,7 @@ struct Connect: AsyncParsableCommand {
             )
         }
         configuration.origin = origin
+        if !deflate { configuration.extensions = [] }
         configuration.handshakeTimeout = .seconds(handshakeTimeout)
         configuration.webSocket.pingInterval = pingInterval > 0 ? .seconds(pingInterval) : nil
         configuration.webSocket.closeTimeout = .seconds(closeTimeout)

@@ -24,7 +24,8 @@ public struct WebSocketClientConfiguration: Sendable {
     public var headers: HeaderList
     /// The `Origin` header, for servers that check it; nil sends none.
     public var origin: String?
-    /// Extensions to offer, in order of preference.
+    /// Extensions to offer, in order of preference. Default: permessage-deflate (RFC 7692) with
+    /// zlib's defaults; `[]` turns compression off (see docs/compression.md).
     public var extensions: [any ClientExtensionNegotiator]
     /// Time from the start of ``WebSocket/connect(to:configuration:group:logger:)`` to the open
     /// connection: TCP connect, proxy tunnel, TLS and HTTP upgrade together. Past it the attempt
@@ -40,7 +41,7 @@ public struct WebSocketClientConfiguration: Sendable {
         subprotocols: [String] = [],
         headers: HeaderList = HeaderList(),
         origin: String? = nil,
-        extensions: [any ClientExtensionNegotiator] = [],
+        extensions: [any ClientExtensionNegotiator] = [PerMessageDeflate.ClientNegotiator()],
         handshakeTimeout: TimeAmount = .seconds(10),
         tls: TLS = TLS(),
         proxy: Proxy = .environment
