@@ -59,7 +59,8 @@ import Testing
         #expect(request.headers.values("Origin") == ["https://app.example"])
         #expect(request.headers.values("Authorization") == ["Bearer abc"])
         #expect(request.headers.values("Cookie") == ["a=1"])
-        #expect(request.headers.values("Sec-WebSocket-Extensions").isEmpty)
+        // permessage-deflate is offered by default.
+        #expect(request.headers.values("Sec-WebSocket-Extensions") == ["permessage-deflate; client_max_window_bits"])
         let key = try #require(request.headers.first("Sec-WebSocket-Key"))
         #expect(AcceptKey.isValidKey(key))
     }
@@ -155,7 +156,9 @@ import Testing
     }
 
     @Test func unofferedExtension() async throws {
-        let error = try await Self.failure {
+        var offeringNone = loopbackClientConfiguration()
+        offeringNone.extensions = []
+        let error = try await Self.failure(configuration: offeringNone) {
             switchingProtocols(for: $0, extraHeaders: ["Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10"])
         }
         #expect(Self.handshakeError(error) == .unofferedExtension("permessage-deflate"), "\(error)")

@@ -70,15 +70,20 @@ func clientTestRouter(subprotocols: [String] = ["chat.v1", "chat.v2"]) -> Router
     router.webSocket("/echo", WebSocketEndpoint(subprotocols: subprotocols, callbacks: WebSocketCallbacks(
         onMessage: { ws, data in ws.send(data) }
     )))
-    router.webSocket("/inspect", WebSocketEndpoint(subprotocols: subprotocols) { ws in
-        let headers = ws.request?.headers ?? HeaderList()
-        let fields = [
-            ws.request?.uri ?? "", headers.first("Host") ?? "", headers.first("Origin") ?? "",
-            headers.first("Authorization") ?? "", headers.first("X-Test") ?? "", ws.subprotocol ?? "",
-        ]
-        try await ws.send(text: fields.joined(separator: "|"))
-        for try await message in ws.messages { try await ws.send(message) }
-    })
+    // Sent from onOpen, on the event loop before any read: a client that closes at once (empty
+    // stdin) still gets it first.
+    router.webSocket("/inspect", WebSocketEndpoint(subprotocols: subprotocols, callbacks: WebSocketCallbacks(
+        onOpen: { ws in
+            let request = ws.socket.request
+            let headers = request?.headers ?? HeaderList()
+            let fields = [
+                request?.uri ?? "", headers.first("Host") ?? "", headers.first("Origin") ?? "",
+                headers.first("Authorization") ?? "", headers.first("X-Test") ?? "", ws.socket.subprotocol ?? "",
+            ]
+            ws.send(text: fields.joined(separator: "|"))
+        },
+        onMessage: { ws, data in ws.send(data) }
+    )))
     router.webSocket("/close", WebSocketEndpoint { ws in
         var code: UInt16 = 1000
         var reason = ""
