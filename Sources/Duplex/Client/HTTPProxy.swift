@@ -42,7 +42,7 @@ public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
         host = authority.host
         port = authority.port
         if let user = authority.user {
-            authorization = "Basic " + ClientBase64.encode(Array((user + ":" + (authority.password ?? "")).utf8))
+            authorization = "Basic " + Base64.encode(Array((user + ":" + (authority.password ?? "")).utf8))
         }
     }
 
@@ -149,24 +149,5 @@ struct NoProxy {
             remaining -= bits
         }
         return true
-    }
-}
-
-/// Standard base64 with padding, for Basic credentials.
-enum ClientBase64 {
-    static func encode(_ bytes: [UInt8]) -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity((bytes.count + 2) / 3 * 4)
-        var i = 0
-        while i < bytes.count {
-            let b0 = bytes[i], b1 = i + 1 < bytes.count ? bytes[i + 1] : 0, b2 = i + 2 < bytes.count ? bytes[i + 2] : 0
-            out.append(alphabet[Int(b0 >> 2)])
-            out.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
-            out.append(i + 1 < bytes.count ? alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-            out.append(i + 2 < bytes.count ? alphabet[Int(b2 & 0x3F)] : UInt8(ascii: "="))
-            i += 3
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -117,7 +117,7 @@ extension WebSocket {
         }
         var extraHeaders = configuration.headers
         if let user = url.user, extraHeaders.first("Authorization") == nil {
-            let credentials = ClientBase64.encode(Array((user + ":" + (url.password ?? "")).utf8))
+            let credentials = Base64.encode(Array((user + ":" + (url.password ?? "")).utf8))
             extraHeaders.add(name: "Authorization", value: "Basic " + credentials)
         }
         let handshake = ClientHandshake(

@@ -25,11 +25,13 @@ public enum AcceptKey {
     }
 }
 
-/// Standard base64 (RFC 4648 §4) with padding, for the handshake's short values.
-enum Base64 {
+/// Standard base64 (RFC 4648 §4) with padding, for the handshake's short values
+/// (keys, accept values, Basic credentials).
+public enum Base64 {
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
-    static func encode(_ bytes: [UInt8]) -> String {
+    /// Encodes bytes, with `=` padding.
+    public static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var i = 0
@@ -45,7 +47,7 @@ enum Base64 {
     }
 
     /// Decodes padded base64; nil for anything malformed (wrong length, bad characters, bad padding).
-    static func decode(_ string: String) -> [UInt8]? {
+    public static func decode(_ string: String) -> [UInt8]? {
         let chars = Array(string.utf8)
         guard chars.count % 4 == 0 else { return nil }
         var out: [UInt8] = []
