@@ -55,6 +55,8 @@ public final class PerMessageDeflate: WebSocketExtension {
             }
             decompressor = inflater
         }
+        // The bound below is maxOutput + 1: keep it representable when there is no limit (Int.max).
+        let maxOutput = min(maxOutput, Int.max - 1)
         var output = ByteBuffer()
         output.reserveCapacity(min(maxOutput + 1, max(frame.readableBytes * 4, 256)))
         var input = frame
