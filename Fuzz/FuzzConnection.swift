@@ -3,7 +3,8 @@
 //
 // Input: [config] [split seed] [wire bytes (masked client frames)...]
 //   config bit 0: permessage-deflate negotiated (RSV1 allowed); bit 1: automatic pongs;
-//   bits 2-3: limits (frame/message: 64K/64K, 125/1000, 1000/4096, 64K/1000);
+//   bits 2-3: limits (frame/message: 64K/64K, 125/1000, 1000/4096, 64K/1000; Int.max for both
+//   instead of 64K/64K when the split seed's top bit is set);
 //   bit 4: echo every message (fragmented at a data-derived size); bit 5: the server starts the
 //   closing handshake after the first event; bits 6-7: deflate no-context-takeover for the
 //   client's and the server's compressor.
@@ -24,10 +25,13 @@ struct ConnectionFuzzConfig {
     var clientNoContextTakeover: Bool
     var serverNoContextTakeover: Bool
 
-    init(_ byte: UInt8) {
+    init(_ byte: UInt8, seed: UInt8) {
         deflate = byte & 1 != 0
         autoPong = byte & 2 != 0
-        let (frame, message) = [(64 * 1024, 64 * 1024), (125, 1000), (1000, 4096), (64 * 1024, 1000)][Int(byte >> 2) & 3]
+        var (frame, message) = [(64 * 1024, 64 * 1024), (125, 1000), (1000, 4096), (64 * 1024, 1000)][Int(byte >> 2) & 3]
+        // No limit at all (Int.max, which a user may configure as "unlimited"): arithmetic near
+        // the top of Int. Memory stays bounded by the input.
+        if byte & 0x0C == 0 && seed & 0x80 != 0 { (frame, message) = (Int.max, Int.max) }
         limits = Limits(maxFrameSize: frame, maxMessageSize: message)
         echo = byte & 0x10 != 0
         closeAfterFirstEvent = byte & 0x20 != 0
@@ -69,7 +73,7 @@ func negotiateDeflate(_ config: ConnectionFuzzConfig, seed: UInt8) -> (server: a
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
     let input = fuzzInput(start, count)
     guard input.count >= 2 else { return 0 }
-    let config = ConnectionFuzzConfig(input[0])
+    let config = ConnectionFuzzConfig(input[0], seed: input[1])
     let seed = input[1]
     let wire = Array(input[2...])
     var rng = SplitMix(seed: UInt64(seed) &+ 0xC0FFEE)

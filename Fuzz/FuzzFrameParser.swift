@@ -2,7 +2,7 @@
 //
 // Input: [config] [split seed] [wire bytes...]
 //   config bit 0: role (0 server, 1 client); bit 1: RSV1 allowed; bit 2: RSV2 and RSV3 allowed;
-//   bits 3-4: maxFrameSize (16 MiB, 125, 1000, 64 KiB).
+//   bits 3-4: maxFrameSize (16 MiB, 125, 1000, 64 KiB); bit 5: maxFrameSize Int.max instead.
 // Invariants: the whole input and the input split at data-derived points give the same frames,
 // the same error and the same leftover; a partial payload is a prefix of the final one (the
 // in-place unmasking walk); every frame obeys the role's masking rule, the allowed RSV bits,
@@ -42,7 +42,7 @@ struct ParserConfig {
         if byte & 2 != 0 { bits.insert(.rsv1) }
         if byte & 4 != 0 { bits.formUnion([.rsv2, .rsv3]) }
         allowed = bits
-        maxFrameSize = [16 << 20, 125, 1000, 64 * 1024][Int(byte >> 3) & 3]
+        maxFrameSize = byte & 0x20 != 0 ? Int.max : [16 << 20, 125, 1000, 64 * 1024][Int(byte >> 3) & 3]
     }
 
     func makeParser() -> FrameParser {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in Fuzz/ and runs each for SECONDS (default 30).
 #
-#   Fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]
+#   Fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (0 seconds: build only)
 #
 # Exit status: 0 when every target ran its time; 1 when one crashed, broke an invariant, timed
 # out (-timeout=5 per input) or went over -rss_limit_mb=2048 (the reproducer's path is printed);
@@ -31,8 +31,8 @@ step() { printf '\n=== %s (at %ss)\n' "$*" "$SECONDS"; }
 die() { echo "Fuzz/run.sh: $*" >&2; exit 2; }
 
 # 1. DuplexCore's dependencies (NIOCore, Crypto, CompressNIO and what they need), built by
-#    SwiftPM in its own scratch path. DuplexCore itself is built too (its compile command gives
-#    the flags to reuse), but its objects are not linked: the fuzzers compile its sources.
+#    SwiftPM in its own scratch path. DuplexCore itself is built too, but its objects are not
+#    linked: the fuzzers compile its sources, instrumented.
 step "dependencies: swift build --target DuplexCore -c $CONFIG --scratch-path .build-fuzz"
 swift build --scratch-path "$SCRATCH" --target DuplexCore -c "$CONFIG" || die "swift build failed"
 BIN="$(swift build --scratch-path "$SCRATCH" -c "$CONFIG" --show-bin-path)" || die "no bin path"
@@ -40,28 +40,12 @@ TRIPLE="$(basename "$(dirname "$BIN")")"
 MANIFEST="$SCRATCH/$CONFIG.yaml"
 [ -f "$MANIFEST" ] || die "no build manifest at $MANIFEST"
 
-# The search paths and C module maps SwiftPM passes when compiling DuplexCore.
-mapfile -t FLAGS < <(python3 - "$MANIFEST" "C.DuplexCore-$TRIPLE-$CONFIG.module" <<'PY'
-import json, sys
-manifest, command = sys.argv[1], sys.argv[2]
-lines = open(manifest).read().splitlines()
-start = next(i for i, l in enumerate(lines) if l.strip() == f'"{command}":')
-args = json.loads(next(l for l in lines[start:] if l.strip().startswith("args:")).strip()[len("args:"):])
-i = 0
-while i < len(args):
-    a = args[i]
-    if a in ("-I", "-Xcc", "-swift-version", "-package-name") and i + 1 < len(args):
-        print(a); print(args[i + 1]); i += 2; continue
-    if a.startswith("-D") and a != "-DDEBUG":
-        print(a)
-    i += 1
-PY
-) || die "cannot read DuplexCore's flags from $MANIFEST"
+# The flags SwiftPM passes when compiling DuplexCore, and the objects of its dependency closure.
+python3 Fuzz/manifest.py "$MANIFEST" "$TRIPLE" "$CONFIG" > "$BUILD/manifest.txt" || die "cannot read $MANIFEST"
+mapfile -t FLAGS < <(sed -n 's/^flag //p' "$BUILD/manifest.txt")
+mapfile -t OBJECTS < <(sed -n 's/^object //p' "$BUILD/manifest.txt")
 [ ${#FLAGS[@]} -gt 0 ] || die "no flags found for DuplexCore in $MANIFEST"
-
-# Every object of the dependencies (the scratch path holds DuplexCore's closure only).
-mapfile -t OBJECTS < <(find "$BIN" -path "$BIN/DuplexCore.build" -prune -o -name '*.o' -path '*.build/*' -print | sort)
-[ ${#OBJECTS[@]} -gt 0 ] || die "no dependency objects under $BIN"
+[ ${#OBJECTS[@]} -gt 0 ] || die "no dependency objects found in $MANIFEST"
 mapfile -t CORE_SOURCES < <(find Sources/DuplexCore -name '*.swift' | sort)
 mapfile -t SUPPORT < <(find Fuzz/Support -name '*.swift' | sort)
 
@@ -69,6 +53,11 @@ mapfile -t SUPPORT < <(find Fuzz/Support -name '*.swift' | sort)
 #    one module, instrumented for libFuzzer and AddressSanitizer.
 for target in "${TARGETS[@]}"; do
   [ -f "Fuzz/$target.swift" ] || die "no Fuzz/$target.swift"
+  if [ -x "$BUILD/$target" ] && [ -z "$(find "${CORE_SOURCES[@]}" "${SUPPORT[@]}" "Fuzz/$target.swift" "${OBJECTS[@]}" Fuzz/run.sh Fuzz/manifest.py \
+         -newer "$BUILD/$target" -print -quit)" ]; then
+    step "build $target: up to date"
+    continue
+  fi
   step "build $target"
   swiftc -module-name "$target" -parse-as-library -O -g \
     -sanitize=fuzzer,address -target "$TRIPLE" \
@@ -76,13 +65,19 @@ for target in "${TARGETS[@]}"; do
     "${FLAGS[@]}" \
     "${CORE_SOURCES[@]}" "${SUPPORT[@]}" "Fuzz/$target.swift" \
     "${OBJECTS[@]}" -lstdc++ -lz \
-    -o "$BUILD/$target" 2> "$BUILD/$target.build.log"
+    -o "$BUILD/$target.new" 2> "$BUILD/$target.build.log"
   status=$?
+  # (ld.gold warns about every ASan check symbol; the rest is worth seeing.)
   grep -v "Cannot export local symbol" "$BUILD/$target.build.log" >&2
-  [ $status -eq 0 ] || die "building $target failed"
+  [ $status -eq 0 ] || { rm -f "$BUILD/$target.new"; die "building $target failed"; }
+  mv "$BUILD/$target.new" "$BUILD/$target"
 done
 
-# 3. Run each target for SECONDS_PER_TARGET.
+# 3. Run each target for SECONDS_PER_TARGET (0: build only; libFuzzer would take 0 as "forever").
+if [ "$SECONDS_PER_TARGET" -eq 0 ]; then
+  step "built ${#TARGETS[@]} targets in $BUILD (not run: 0 seconds)"
+  exit 0
+fi
 export SWIFT_BACKTRACE=enable=no  # let libFuzzer and ASan report crashes (no backtracer process)
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
 failed=()

@@ -1,0 +1,61 @@
+#!/usr/bin/env python3
+"""Reads SwiftPM's build manifest (.build-fuzz/<config>.yaml) for Fuzz/run.sh.
+
+Prints, one per line:
+  flag <arg>    the search paths, C module maps and defines SwiftPM passes when compiling
+                DuplexCore (the fuzzers compile DuplexCore's sources with the same flags);
+  object <path> the object files of DuplexCore's dependency closure (Swift modules and C
+                targets), found by following each module command's inputs. DuplexCore's own
+                objects are left out: the fuzzers compile its sources, instrumented.
+Usage: manifest.py MANIFEST TRIPLE CONFIG
+"""
+import json
+import sys
+
+manifest, triple, config = sys.argv[1:4]
+lines = open(manifest).read().splitlines()
+
+
+def field(command, name):
+    key = f'"C.{command}-{triple}-{config}.module":'
+    try:
+        start = next(i for i, l in enumerate(lines) if l.strip() == key)
+    except StopIteration:
+        sys.exit(f"manifest.py: no command for module {command} in {manifest}")
+    for l in lines[start + 1:]:
+        s = l.strip()
+        if s.startswith(name + ":"):
+            return json.loads(s[len(name) + 1:])
+        if s.endswith('":') and s.startswith('"'):  # the next command
+            break
+    sys.exit(f"manifest.py: no {name} for module {command}")
+
+
+args = field("DuplexCore", "args")
+i = 0
+while i < len(args):
+    a = args[i]
+    if a in ("-I", "-Xcc", "-swift-version", "-package-name") and i + 1 < len(args):
+        print("flag", a)
+        print("flag", args[i + 1])
+        i += 2
+        continue
+    if a.startswith("-D") and a != "-DDEBUG":
+        print("flag", a)
+    i += 1
+
+objects, seen, todo = set(), set(), ["DuplexCore"]
+while todo:
+    module = todo.pop()
+    if module in seen:
+        continue
+    seen.add(module)
+    if module != "DuplexCore":
+        objects.update(o for o in field(module, "outputs") if o.endswith(".o"))
+    for path in field(module, "inputs"):
+        if path.endswith(".swiftmodule"):
+            todo.append(path.rsplit("/", 1)[1][: -len(".swiftmodule")])
+        elif path.endswith(".o"):
+            objects.add(path)
+for o in sorted(objects):
+    print("object", o)
