@@ -5,7 +5,8 @@
 //   config bit 0: permessage-deflate negotiated (RSV1 allowed); bit 1: automatic pongs;
 //   bits 2-3: limits (frame/message: 64K/64K, 125/1000, 1000/4096, 64K/1000; Int.max for both
 //   instead of 64K/64K when the split seed's top bit is set);
-//   bit 4: echo every message (fragmented at a data-derived size); bit 5: the server starts the
+//   bit 4: echo every message (fragmented at a data-derived size) and answer every pong with a
+//   ping or a pong (send(text:), send(binary:), ping, pong); bit 5: the server starts the
 //   closing handshake after the first event; bits 6-7: deflate no-context-takeover for the
 //   client's and the server's compressor.
 // Invariants: no event after `.failed` or `.close`; text messages are valid UTF-8; messages
@@ -117,7 +118,11 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
                 if config.echo {
                     let fragmentSize = rng.next() & 1 == 0 ? nil : Int(rng.next() % 200) + 1
                     do {
-                        try server.send(opcode, payload: message, fragmentSize: fragmentSize)
+                        switch rng.next() % 3 {
+                        case 0 where opcode == .text: try server.send(text: String(buffer: message), fragmentSize: fragmentSize)
+                        case 1 where opcode == .binary: try server.send(binary: message, fragmentSize: fragmentSize)
+                        default: try server.send(opcode, payload: message, fragmentSize: fragmentSize)
+                        }
                         fuzzCheck(stateBefore == .open, "send succeeded in state \(stateBefore)")
                         expected.append(opcode == .text ? .text(message) : .binary(message))
                     } catch {
@@ -129,6 +134,18 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
                 if config.autoPong && stateBefore == .open { expected.append(.pong(payload)) }
             case .pong(let payload):
                 fuzzCheck(payload.readableBytes <= 125, "pong of \(payload.readableBytes) bytes")
+                if config.echo {
+                    // Answer a pong with a ping, or an unsolicited pong, with the same payload.
+                    let ping = rng.next() & 1 == 0
+                    do {
+                        if ping { try server.ping(payload) } else { try server.pong(payload) }
+                        fuzzCheck(stateBefore == .open, "ping/pong sent in state \(stateBefore)")
+                        // The client answers a ping with its own pong and reports the ping.
+                        expected.append(ping ? .ping(payload) : .pong(payload))
+                    } catch {
+                        fuzzCheck(error == .notOpen && stateBefore != .open, "ping/pong failed: \(error)")
+                    }
+                }
             case .close(let frame):
                 ended = true
                 fuzzCheck(server.closeReceived == frame, "closeReceived differs from the event")

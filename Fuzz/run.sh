@@ -15,7 +15,14 @@ shift || true
 
 SCRATCH="$ROOT/.build-fuzz"
 CONFIG=release
-BUILD="$SCRATCH/fuzzers"
+if [ "${FUZZ_COVERAGE:-0}" = 1 ]; then
+  # Fuzz/coverage.sh: source-based coverage instead of AddressSanitizer, in its own folder.
+  BUILD="$SCRATCH/coverage"
+  INSTRUMENT=(-sanitize=fuzzer -profile-generate -profile-coverage-mapping)
+else
+  BUILD="$SCRATCH/fuzzers"
+  INSTRUMENT=(-sanitize=fuzzer,address)
+fi
 CORPORA="$SCRATCH/corpus"
 ARTIFACTS="$SCRATCH/artifacts"
 mkdir -p "$BUILD" "$CORPORA" "$ARTIFACTS"
@@ -60,7 +67,7 @@ for target in "${TARGETS[@]}"; do
   fi
   step "build $target"
   swiftc -module-name "$target" -parse-as-library -O -g \
-    -sanitize=fuzzer,address -target "$TRIPLE" \
+    "${INSTRUMENT[@]}" -target "$TRIPLE" \
     -module-cache-path "$BUILD/ModuleCache" \
     "${FLAGS[@]}" \
     "${CORE_SOURCES[@]}" "${SUPPORT[@]}" "Fuzz/$target.swift" \

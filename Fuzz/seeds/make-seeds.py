@@ -64,6 +64,14 @@ write(fp, "server-64bit-length", bytes([0x00, 0x02]) + masked(2, b"x" * 300, len
 write(fp, "server-rsv1", bytes([0x02, 0x01]) + masked(1, HELLO_DEFLATED, rsv=0x40) + masked(9, b""))
 write(fp, "server-mixed", bytes([0x06, 0x03]) + masked(1, TEXT[:40], fin=False) + masked(9, b"p") + masked(0, TEXT[40:]))
 
+# Many small frames in large pieces that end mid-frame: the parser discards read bytes (4 KiB+).
+SMALL = b"".join(masked(2 if i % 5 else 9, bytes([i & 0xFF])) for i in range(900))
+write(fp, "server-many-small-frames", bytes([0x00, 0x03]) + SMALL)
+MEDIUM = b"".join(masked(2, bytes([i]) * 594) for i in range(10))  # 600-byte frames
+write(fp, "server-medium-frames", bytes([0x00, 0x03]) + MEDIUM)
+write(fp, "client-medium-frames", bytes([0x01, 0x03]) + b"".join(frame(2, bytes([i]) * 598) for i in range(10)))
+write(fp, "client-many-small-frames", bytes([0x01, 0x03]) + b"".join(frame(2, bytes([i & 0xFF, 1, 2])) for i in range(1200)))
+
 # FuzzConnection: [config] [split seed] [masked client frames]
 fc = "FuzzConnection"
 write(fc, "echo-text-ping-close", bytes([0x12, 0x01]) + masked(1, b"Hello") + masked(9, b"ping") + masked(8, close_payload(1000, b"bye")))
@@ -75,6 +83,8 @@ write(fc, "server-closes", bytes([0x32, 0x02]) + masked(2, b"abc") + masked(9, b
 write(fc, "deflate-hello", bytes([0x13, 0x01]) + masked(1, HELLO_DEFLATED, rsv=0x40) + masked(1, b"plain"))
 write(fc, "deflate-fragmented", bytes([0x13, 0x02]) + masked(2, deflate(TEXT * 4)[:20], rsv=0x40, fin=False)
       + masked(0, deflate(TEXT * 4)[20:]))
+write(fc, "many-small-frames", bytes([0x12, 0x03]) + SMALL)
+write(fc, "medium-frames", bytes([0x10, 0x03]) + MEDIUM)
 write(fc, "deflate-bomb", bytes([0x0D, 0x03]) + masked(2, deflate(bytes(200000)), rsv=0x40))
 
 # FuzzUTF8: [split seed] [bytes]
