@@ -164,6 +164,11 @@ final class WebSocketHandler: ChannelDuplexHandler, RemovableChannelHandler {
             callbacks.onClose(EventLoopWebSocket(handler: self, socket: socket), result)
         }
         closedPromise?.succeed(result)
+        closedPromise = nil
+        // The WebSocket holds this handler (its sends fail with `.closed` from now on); this
+        // handler no longer needs the WebSocket. Dropping it breaks the cycle that kept every
+        // closed connection's handler, WebSocket and message sequence alive.
+        socket = nil
     }
 
     // MARK: - Receiving
