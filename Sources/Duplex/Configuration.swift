@@ -4,7 +4,7 @@ import NIOCore
 /// Settings of one WebSocket connection, the same for servers and clients.
 ///
 /// Every limit and timer has a default suited to a public-facing server; set any of them to
-/// change it. Timers are driven from the connection's event loop; the protocol core knows no clocks.
+/// change it. The protocol core decides every time rule; the connection's event loop tells it the time.
 public struct WebSocketConfiguration: Sendable {
     /// Frame and message size limits (default 16 MiB each). Over a limit: close 1009.
     public var limits: Limits
@@ -89,5 +89,22 @@ public struct WebSocketConfiguration: Sendable {
         self.fragmentSize = fragmentSize
     }
 
-    var core: Connection.Configuration { Connection.Configuration(limits: limits, autoPong: autoPong) }
+    /// The protocol core's settings: the limits and every time rule (the core decides them).
+    var core: Connection.Configuration {
+        let action: Connection.PongTimeoutAction
+        switch pongTimeoutAction {
+        case .close(let code): action = .close(code)
+        case .drop: action = .dropTransport
+        }
+        return Connection.Configuration(
+            limits: limits, autoPong: autoPong, pingInterval: pingInterval.map(\.duration),
+            pongTimeout: pongTimeout.duration, pongTimeoutAction: action,
+            idleTimeout: idleTimeout.map(\.duration), closeTimeout: closeTimeout.duration
+        )
+    }
+}
+
+extension TimeAmount {
+    /// The same span as a `Duration`.
+    var duration: Duration { .nanoseconds(nanoseconds) }
 }

@@ -9,7 +9,8 @@ import NIOCore
 public struct WebSocketCallbacks: Sendable {
     public var onOpen: @Sendable (EventLoopWebSocket) -> Void
     public var onMessage: @Sendable (EventLoopWebSocket, WebSocketData) -> Void
-    /// The outbound buffer fell under the low-water mark after a send answered ``SendResult/buffered``.
+    /// The outbound buffer fell under the low-water mark after a send answered ``SendResult/buffered``
+    /// (once per such send's drain, not on every writability change).
     public var onDrain: @Sendable (EventLoopWebSocket) -> Void
     /// The connection is over; the close code and reason are given.
     public var onClose: @Sendable (EventLoopWebSocket, CloseFrame) -> Void
@@ -30,21 +31,29 @@ public struct WebSocketCallbacks: Sendable {
 /// A connection as seen from its event loop (in ``WebSocketCallbacks``). Not Sendable: use it
 /// only inside the callbacks; hand ``socket`` to other tasks.
 public struct EventLoopWebSocket {
-    let handler: WebSocketHandler
-    /// The Sendable handle of the same connection, for use from other tasks.
-    public let socket: WebSocket
+    let driver: ConnectionDriver
+
+    /// The Sendable handle of the same connection, for use from other tasks (made on first use).
+    public var socket: WebSocket { driver.socket }
+
+    /// The subprotocol agreed in the opening handshake, if any.
+    public var subprotocol: String? { driver.info.subprotocol }
+    /// The HTTP request that opened the connection (server side).
+    public var request: WebSocketRequest? { driver.info.request }
+    /// Data the server's upgrade hook attached to this connection.
+    public var userData: (any Sendable)? { driver.info.userData }
 
     /// Sends a received message on (echo, relay) without converting it.
     @discardableResult
     public func send(_ data: WebSocketData) -> SendResult {
-        handler.send(data.isText ? .text : .binary, data.bytes)
+        driver.send(data.isText ? .text : .binary, data.bytes)
     }
 
     @discardableResult
-    public func send(text: String) -> SendResult { handler.send(.text, ByteBuffer(string: text)) }
+    public func send(text: String) -> SendResult { driver.send(.text, ByteBuffer(string: text)) }
 
     @discardableResult
-    public func send(binary: ByteBuffer) -> SendResult { handler.send(.binary, binary) }
+    public func send(binary: ByteBuffer) -> SendResult { driver.send(.binary, binary) }
 
     @discardableResult
     public func send(_ message: WebSocketMessage) -> SendResult {
@@ -55,18 +64,18 @@ public struct EventLoopWebSocket {
     }
 
     /// Sends a ping (payload at most 125 bytes).
-    public func ping(_ payload: ByteBuffer = ByteBuffer()) throws { try handler.ping(payload) }
+    public func ping(_ payload: ByteBuffer = ByteBuffer()) throws { try driver.ping(payload) }
 
     /// Starts the closing handshake.
+    /// - Throws: ``WebSocketError/invalidSend(_:)`` for a code that may not be sent or a reason over 123 bytes.
     public func close(code: CloseCode = .normalClosure, reason: String = "") throws {
-        try handler.validateClose(code: code, reason: reason)
-        handler.startClose(code: code, reason: reason)
+        try driver.close(code: code, reason: reason)
     }
 
     /// Whether the outbound buffer is under the high-water mark.
-    public var isWritable: Bool { handler.isWritable }
+    public var isWritable: Bool { driver.isWritable }
     /// Bytes buffered for the socket and not yet written.
-    public var bufferedBytes: Int { handler.bufferedOutboundBytes }
+    public var bufferedBytes: Int { driver.bufferedBytes }
 }
 
 @available(*, unavailable)

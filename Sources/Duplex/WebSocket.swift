@@ -22,8 +22,6 @@ import NIOCore
 public final class WebSocket: Sendable {
     /// The event loop the connection runs on.
     public let eventLoop: any EventLoop
-    /// Received messages, in order.
-    public let messages: WebSocketMessages
     /// The subprotocol agreed in the opening handshake, if any.
     public let subprotocol: String?
     /// The HTTP request that opened the connection (server side).
@@ -33,21 +31,24 @@ public final class WebSocket: Sendable {
     /// The connection's logger (with its `connection_id`).
     public let logger: Logger
 
-    let handler: NIOLoopBound<WebSocketHandler>
-    let closedFuture: EventLoopFuture<CloseFrame>
+    let transport: NIOLoopBound<any WebSocketTransport>
+    let queue: InboundMessageQueue?
     private let closeBox = NIOLockedValueBox<CloseFrame?>(nil)
 
-    init(handler: NIOLoopBound<WebSocketHandler>, eventLoop: any EventLoop, messages: WebSocketMessages,
-         closed: EventLoopFuture<CloseFrame>, setup: WebSocketSetup) {
-        self.handler = handler
-        self.eventLoop = eventLoop
-        self.messages = messages
-        self.closedFuture = closed
-        self.subprotocol = setup.subprotocol
-        self.request = setup.request
-        self.userData = setup.userData
-        self.logger = setup.logger
+    init(driver: ConnectionDriver, queue: InboundMessageQueue?) {
+        self.eventLoop = driver.eventLoop
+        self.transport = NIOLoopBound(driver, eventLoop: driver.eventLoop)
+        self.queue = queue
+        self.subprotocol = driver.info.subprotocol
+        self.request = driver.info.request
+        self.userData = driver.info.userData
+        self.logger = driver.logger
+        if driver.finished { closeBox.withLockedValue { $0 = driver.connection.closeResult } }
     }
+
+    /// Received messages, in order (single consumer). On a connection served by callbacks,
+    /// messages go to `onMessage` and this sequence only ends when the connection does.
+    public var messages: WebSocketMessages { WebSocketMessages(queue: queue, socket: self) }
 
     func recordClose(_ frame: CloseFrame) {
         closeBox.withLockedValue { $0 = frame }
@@ -87,17 +88,45 @@ public final class WebSocket: Sendable {
         try await send(.binary, ByteBuffer(bytes: bytes))
     }
 
+    /// On the connection's own event loop (where a server's handlers run by default) a send
+    /// that the buffer takes returns at once, without a hop or an allocation; from elsewhere it
+    /// hops to the loop once.
     private func send(_ opcode: Opcode, _ payload: ByteBuffer) async throws {
-        let handler = self.handler
-        try await eventLoop.flatSubmit {
-            handler.value.sendAsync(opcode, payload, loop: handler.eventLoop)
-        }.get()
+        if eventLoop.inEventLoop {
+            let transport = self.transport.value
+            switch transport.send(opcode, payload) {
+            case .sent:
+                return
+            case .buffered:
+                try await withUnsafeThrowingContinuation { transport.waitUntilWritable(.continuation($0)) }
+            case .dropped:
+                throw transport.sendFailure
+            }
+            return
+        }
+        let transport = self.transport
+        try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Void, any Error>) in
+            transport.eventLoop.execute {
+                let transport = transport.value
+                switch transport.send(opcode, payload) {
+                case .sent: continuation.resume()
+                case .buffered: transport.waitUntilWritable(.continuation(continuation))
+                case .dropped: continuation.resume(throwing: transport.sendFailure)
+                }
+            }
+        }
     }
 
-    /// Sends a ping (payload at most 125 bytes). Pongs are matched by the keepalive timer only.
+    /// Runs `body` with the transport on the connection's event loop.
+    private func onLoop<T: Sendable>(_ body: @escaping @Sendable (any WebSocketTransport) throws -> T) async throws -> T {
+        if eventLoop.inEventLoop { return try body(transport.value) }
+        let transport = self.transport
+        return try await eventLoop.submit { try body(transport.value) }.get()
+    }
+
+    /// Sends a ping (payload at most 125 bytes). Pongs are matched by the keepalive only.
     public func ping(_ payload: ByteBuffer = ByteBuffer()) async throws {
-        let handler = self.handler
-        try await eventLoop.submit { try handler.value.ping(payload) }.get()
+        try await onLoop { try $0.ping(payload) }
     }
 
     /// Starts the closing handshake and waits until the connection is over (at most the close
@@ -105,31 +134,56 @@ public final class WebSocket: Sendable {
     /// - Throws: ``WebSocketError/invalidSend(_:)`` for a code that may not be sent or a reason over 123 bytes.
     @discardableResult
     public func close(code: CloseCode = .normalClosure, reason: String = "") async throws -> CloseFrame {
-        let handler = self.handler
-        try await eventLoop.submit {
-            try handler.value.validateClose(code: code, reason: reason)
-            handler.value.startClose(code: code, reason: reason)
-        }.get()
-        return try await closedFuture.get()
+        try await onLoop { try $0.close(code: code, reason: reason) }
+        return await waitForClose()
+    }
+
+    /// Starts the closing handshake without waiting (from any thread).
+    func startClose(code: CloseCode) {
+        let transport = self.transport
+        if eventLoop.inEventLoop {
+            try? transport.value.close(code: code, reason: "")
+        } else {
+            eventLoop.execute { try? transport.value.close(code: code, reason: "") }
+        }
     }
 
     /// Waits until the connection is over and returns its close code and reason.
     public func waitForClose() async -> CloseFrame {
-        (try? await closedFuture.get()) ?? CloseFrame(code: .abnormalClosure)
+        if let frame = closeFrame { return frame }
+        let transport = self.transport
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<CloseFrame, Never>) in
+            if transport.eventLoop.inEventLoop {
+                transport.value.whenClosed { continuation.resume(returning: $0) }
+            } else {
+                transport.eventLoop.execute {
+                    transport.value.whenClosed { continuation.resume(returning: $0) }
+                }
+            }
+        }
     }
 }
 
 /// The async sequence of a connection's received messages (single consumer).
 public struct WebSocketMessages: AsyncSequence, Sendable {
     public typealias Element = WebSocketMessage
-    let base: WebSocketHandler.Producer
+    let queue: InboundMessageQueue?
+    let socket: WebSocket
 
     public struct AsyncIterator: AsyncIteratorProtocol {
-        var base: WebSocketHandler.Producer.AsyncIterator
-        public mutating func next() async throws -> WebSocketMessage? { try await base.next() }
+        let queue: InboundMessageQueue?
+        let socket: WebSocket
+
+        public mutating func next() async throws -> WebSocketMessage? {
+            guard let queue else {
+                _ = await socket.waitForClose()
+                return nil
+            }
+            return try await queue.next()
+        }
     }
 
-    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator()) }
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: queue, socket: socket) }
 }
 
 /// The HTTP request that opened a server-side connection.

@@ -133,12 +133,12 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         state = .done
         timeout?.cancel()
         timeout = nil
-        let setup = WebSocketSetup(
-            role: .client, configuration: webSocketConfiguration, subprotocol: result.subprotocol, request: nil,
-            userData: nil, logger: logger, metrics: .client
-        )
-        let connection = Connection(role: .client, configuration: webSocketConfiguration.core, extensions: result.extensions)
-        let handler = WebSocketHandler(connection: connection, setup: setup, application: application)
+        let settings = ConnectionSettings(role: .client, configuration: webSocketConfiguration, metrics: .client, logger: logger)
+        let info = ConnectionInfo(connectionID: 0, subprotocol: result.subprotocol)
+        let connection = Connection(role: .client, configuration: settings.coreConfiguration, extensions: result.extensions)
+        let driver = ConnectionDriver(connection: connection, settings: settings, info: info, application: application,
+                                      eventLoop: context.eventLoop)
+        let handler = ChannelConnectionHandler(driver: driver)
         do {
             try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
         } catch {

@@ -214,8 +214,7 @@ public struct ReconnectingWebSocket: AsyncSequence, Sendable {
             await withTaskCancellationHandler {
                 _ = await ws.waitForClose()
             } onCancel: {
-                let handler = ws.handler
-                handler.eventLoop.execute { handler.value.startClose(code: .goingAway, reason: "") }
+                ws.startClose(code: .goingAway)
             }
         }
     }

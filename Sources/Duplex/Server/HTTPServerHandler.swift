@@ -12,7 +12,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let server: ServerContext
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
-    private var logger: Logger
+    private let connectionID: UInt64
 
     private enum State {
         case idle
@@ -24,11 +24,28 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var state = State.idle
     private var timeout: Scheduled<Void>?
 
-    init(server: ServerContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder, logger: Logger) {
+    init(server: ServerContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder,
+         connectionID: UInt64) {
         self.server = server
         self.decoder = decoder
         self.encoder = encoder
-        self.logger = logger
+        self.connectionID = connectionID
+    }
+
+    /// The connection's logger, with its id (made when something is logged, not per connection).
+    private var logger: Logger {
+        var logger = server.logger
+        logger[metadataKey: "connection_id"] = "\(connectionID)"
+        return logger
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // The server shuts down: a connection waiting for its (next) request closes now.
+        if event is ServerShutdownEvent, case .idle = state {
+            state = .closing
+            context.close(promise: nil)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -132,15 +149,13 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
 
-        let configuration = endpoint.configuration ?? server.configuration.webSocket
-        var logger = self.logger
-        logger[metadataKey: "path"] = "\(request.path)"
-        let setup = WebSocketSetup(
-            role: .server, configuration: configuration, subprotocol: subprotocol, request: request,
-            userData: userData, logger: logger, metrics: server.metrics
-        )
-        let connection = Connection(role: .server, configuration: configuration.core, extensions: acceptance.extensions)
-        let handler = WebSocketHandler(connection: connection, setup: setup, application: endpoint.application)
+        let settings = server.endpointSettings[request.path]!
+        let info = ConnectionInfo(connectionID: connectionID, subprotocol: subprotocol, request: request, userData: userData)
+        let connection = Connection(role: .server, configuration: settings.coreConfiguration, extensions: acceptance.extensions)
+        let loop = context.eventLoop
+        let driver = ConnectionDriver(connection: connection, settings: settings, info: info, application: endpoint.application,
+                                      eventLoop: loop, handlerExecutor: server.handlerExecutor(for: loop))
+        let handler = ChannelConnectionHandler(driver: driver)
         timeout?.cancel()
         timeout = nil
         do {
@@ -154,7 +169,6 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             let pipeline = context.pipeline.syncOperations
             pipeline.removeHandler(encoder, promise: nil)
             try pipeline.addHandler(handler, position: .after(self))
-            server.register(channel: context.channel, handler: NIOLoopBound(handler, eventLoop: context.eventLoop))
             pipeline.removeHandler(context: context, promise: nil)
             let decoderRemoved = context.eventLoop.makePromise(of: Void.self)
             pipeline.removeHandler(decoder, promise: decoderRemoved)

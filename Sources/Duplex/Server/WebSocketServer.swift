@@ -39,8 +39,15 @@ public final class WebSocketServer: Service, Sendable {
         public var maxHandshakeHeaderBytes: Int
         /// How long a graceful shutdown waits for connections to close after sending 1001. Default: 10 s.
         public var shutdownGracePeriod: TimeAmount
-        /// Listen backlog. Default: 1024.
+        /// Listen backlog. Default: 4096 (the kernel caps it at `net.core.somaxconn`).
         public var backlog: Int32
+        /// Connections accepted per wakeup of the listening socket. Default: 256 (NIO's own
+        /// default of 4 lets a burst of connects overflow the listen queue).
+        public var acceptsPerWakeup: UInt
+        /// Run each connection's async handler on the connection's event loop (no thread hop
+        /// per message; do not block in handlers), rather than on Swift's global executor.
+        /// Default: true.
+        public var runsHandlersOnEventLoops: Bool
 
         public init(
             host: String = "127.0.0.1",
@@ -50,7 +57,9 @@ public final class WebSocketServer: Service, Sendable {
             handshakeTimeout: TimeAmount = .seconds(10),
             maxHandshakeHeaderBytes: Int = ServerHandshake.defaultMaxHeaderBytes,
             shutdownGracePeriod: TimeAmount = .seconds(10),
-            backlog: Int32 = 1024
+            backlog: Int32 = 4096,
+            acceptsPerWakeup: UInt = 256,
+            runsHandlersOnEventLoops: Bool = true
         ) {
             self.host = host
             self.port = port
@@ -60,6 +69,8 @@ public final class WebSocketServer: Service, Sendable {
             self.maxHandshakeHeaderBytes = maxHandshakeHeaderBytes
             self.shutdownGracePeriod = shutdownGracePeriod
             self.backlog = backlog
+            self.acceptsPerWakeup = acceptsPerWakeup
+            self.runsHandlersOnEventLoops = runsHandlersOnEventLoops
         }
     }
 
@@ -72,7 +83,7 @@ public final class WebSocketServer: Service, Sendable {
 
     private enum ServerState {
         case idle
-        case running(any Channel)
+        case running(any Channel, Task<Void, Never>)
         case stopped
     }
 
@@ -87,7 +98,7 @@ public final class WebSocketServer: Service, Sendable {
         self.configuration = configuration
         self.group = group
         self.logger = logger
-        self.context = ServerContext(configuration: configuration, router: router)
+        self.context = ServerContext(configuration: configuration, router: router, logger: logger)
         self.stopped = group.any().makePromise(of: Void.self)
     }
 
@@ -100,7 +111,7 @@ public final class WebSocketServer: Service, Sendable {
     /// The bound address once started.
     public var localAddress: SocketAddress? {
         state.withLockedValue { state in
-            if case .running(let channel) = state { return channel.localAddress }
+            if case .running(let channel, _) = state { return channel.localAddress }
             return nil
         }
     }
@@ -108,24 +119,22 @@ public final class WebSocketServer: Service, Sendable {
     /// Number of open WebSocket connections.
     public var connectionCount: Int { context.connectionCount }
 
-    /// Binds and starts accepting connections.
+    /// Binds and starts accepting connections, and starts the scope in which the async
+    /// handlers of its connections run.
     /// - Returns: the bound address (useful with port 0).
     @discardableResult
     public func start() async throws -> SocketAddress {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
         let context = self.context
-        let logger = self.logger
-        let connectionIDs = ManagedAtomicCounter()
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelOption(.maxMessagesPerRead, value: configuration.acceptsPerWakeup)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     context.track(channel)
-                    var connectionLogger = logger
-                    connectionLogger[metadataKey: "connection_id"] = "\(connectionIDs.next())"
                     let sync = channel.pipeline.syncOperations
                     if let sslContext {
                         try sync.addHandler(NIOSSLServerHandler(context: sslContext))
@@ -134,12 +143,15 @@ public final class WebSocketServer: Service, Sendable {
                     let encoder = HTTPResponseEncoder()
                     try sync.addHandler(decoder)
                     try sync.addHandler(encoder)
-                    try sync.addHandler(HTTPServerHandler(server: context, decoder: decoder, encoder: encoder, logger: connectionLogger))
+                    try sync.addHandler(HTTPServerHandler(server: context, decoder: decoder, encoder: encoder,
+                                                          connectionID: context.nextConnectionID()))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
             .get()
-        state.withLockedValue { $0 = .running(channel) }
+        let scope = context.scope
+        let scopeTask = Task { await scope.run() }
+        state.withLockedValue { $0 = .running(channel, scopeTask) }
         logger.info("listening", metadata: ["address": "\(channel.localAddress.map { "\($0)" } ?? "?")"])
         return channel.localAddress!
     }
@@ -156,18 +168,21 @@ public final class WebSocketServer: Service, Sendable {
     }
 
     /// Graceful shutdown: stop accepting, send 1001 to every WebSocket, wait for them to close
-    /// (at most `gracePeriod`, default ``Configuration/shutdownGracePeriod``), then close what is left.
+    /// (at most `gracePeriod`, default ``Configuration/shutdownGracePeriod``), then close what is
+    /// left and cancel the handlers still running.
     public func shutdown(gracePeriod: TimeAmount? = nil) async {
-        let channel: (any Channel)? = state.withLockedValue { state in
+        let running: (any Channel, Task<Void, Never>)? = state.withLockedValue { state in
             defer { state = .stopped }
-            if case .running(let channel) = state { return channel }
+            if case .running(let channel, let scopeTask) = state { return (channel, scopeTask) }
             return nil
         }
-        guard let channel else {
+        guard let (channel, scopeTask) = running else {
             stopped.succeed()
             return
         }
         try? await channel.close()
+        // Connections whose upgrade completes from now on are refused with 1001 at once.
+        context.scope.finish()
         let open = context.connectionCount
         logger.info("shutting down", metadata: ["open_connections": "\(open)"])
         context.goAwayAll()
@@ -176,37 +191,68 @@ public final class WebSocketServer: Service, Sendable {
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
         context.closeAll()
+        // Every connection is closing, which cancels its handler; a handler that ignores
+        // cancellation gets one more second before the server stops waiting for it.
+        scopeTask.cancel()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await scopeTask.value }
+            group.addTask { try? await Task.sleep(nanoseconds: 1_000_000_000) }
+            await group.next()
+            group.cancelAll()
+        }
         stopped.succeed()
     }
 }
 
-/// What every connection of a server shares: configuration, routes, metrics, the registry of
-/// open WebSockets (for graceful shutdown).
+/// What every connection of a server shares: configuration, routes, the settings of each
+/// endpoint, the handler scope, and the registry of open connections (for graceful shutdown).
 final class ServerContext: Sendable {
     let configuration: WebSocketServer.Configuration
     let router: Router
+    let logger: Logger
     let metrics = WebSocketMetrics(role: .server)
-    private let connections = NIOLockedValueBox<[ObjectIdentifier: OpenConnection]>([:])
+    let scope = HandlerScope()
+    /// The settings of each WebSocket endpoint, by path, made once.
+    let endpointSettings: [String: ConnectionSettings]
+    private let liveWebSockets: LiveConnectionCounter
+    private let connectionIDs = ManagedAtomicCounter()
     /// Every accepted TCP connection, WebSocket or not yet (HTTP keep-alive, handshake in progress).
     private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
+    private let executors = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
 
-    struct OpenConnection: Sendable {
-        let channel: any Channel
-        let handler: NIOLoopBound<WebSocketHandler>
-    }
-
-    init(configuration: WebSocketServer.Configuration, router: Router) {
+    init(configuration: WebSocketServer.Configuration, router: Router, logger: Logger) {
         self.configuration = configuration
         self.router = router
+        self.logger = logger
+        let live = LiveConnectionCounter()
+        self.liveWebSockets = live
+        var settings: [String: ConnectionSettings] = [:]
+        for (path, endpoint) in router.webSockets {
+            var endpointLogger = logger
+            endpointLogger[metadataKey: "path"] = "\(path)"
+            settings[path] = ConnectionSettings(
+                role: .server, configuration: endpoint.configuration ?? configuration.webSocket,
+                metrics: metrics, logger: endpointLogger, scope: scope, live: live
+            )
+        }
+        self.endpointSettings = settings
     }
 
-    var connectionCount: Int { connections.withLockedValue { $0.count } }
+    /// Number of open WebSocket connections.
+    var connectionCount: Int { liveWebSockets.value }
 
-    func register(channel: any Channel, handler: NIOLoopBound<WebSocketHandler>) {
-        let id = ObjectIdentifier(channel)
-        connections.withLockedValue { $0[id] = OpenConnection(channel: channel, handler: handler) }
-        channel.closeFuture.whenComplete { [self] _ in
-            _ = connections.withLockedValue { $0.removeValue(forKey: id) }
+    func nextConnectionID() -> UInt64 { connectionIDs.next() }
+
+    /// Where the async handlers of connections on `eventLoop` run: on that loop, unless the
+    /// configuration says otherwise.
+    func handlerExecutor(for eventLoop: any EventLoop) -> (any TaskExecutor)? {
+        guard configuration.runsHandlersOnEventLoops else { return nil }
+        let id = ObjectIdentifier(eventLoop)
+        return executors.withLockedValue { executors in
+            if let executor = executors[id] { return executor }
+            let executor = EventLoopTaskExecutor(eventLoop: eventLoop)
+            executors[id] = executor
+            return executor
         }
     }
 
@@ -218,12 +264,11 @@ final class ServerContext: Sendable {
         }
     }
 
+    /// Tells every connection that the server shuts down: WebSockets start their closing
+    /// handshake with 1001, idle HTTP connections close.
     func goAwayAll() {
-        for connection in connections.withLockedValue({ Array($0.values) }) {
-            let handler = connection.handler
-            handler.eventLoop.execute {
-                handler.value.startClose(code: .goingAway, reason: "server shutting down")
-            }
+        for channel in channels.withLockedValue({ Array($0.values) }) {
+            channel.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent())
         }
     }
 
@@ -233,6 +278,14 @@ final class ServerContext: Sendable {
             channel.close(promise: nil)
         }
     }
+}
+
+/// The number of open connections of a server.
+final class LiveConnectionCounter: Sendable {
+    private let count = NIOLockedValueBox(0)
+    var value: Int { count.withLockedValue { $0 } }
+    func opened() { count.withLockedValue { $0 += 1 } }
+    func closed() { count.withLockedValue { $0 -= 1 } }
 }
 
 /// A thread-safe counter for connection ids.

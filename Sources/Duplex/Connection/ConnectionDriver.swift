@@ -1,0 +1,325 @@
+import DuplexCore
+import Logging
+import NIOCore
+
+/// Runs one WebSocket connection over any byte stream, in either role: feeds the DuplexCore
+/// `Connection` what the transport read and the time, hands its events to the application,
+/// writes what it produces (one flush per read batch, or per turn of the event loop for sends
+/// made outside a read), and carries out what the core decides about time (through the event
+/// loop's ``LoopTimerWheel``) and about closing the transport.
+///
+/// This is the one ``WebSocketTransport`` for framed WebSockets: the public API talks to it,
+/// and it talks to a ``FrameSink`` (a TCP/TLS channel, an HTTP/2 stream). Its other concerns
+/// are types of their own: ``ApplicationBridge`` (callbacks or the async queue),
+/// ``OutboundFlow`` (hard limit and waiters), ``InboundFlow`` (when reads are held).
+///
+/// Everything runs on ``eventLoop``.
+final class ConnectionDriver: WebSocketTransport {
+    let eventLoop: any EventLoop
+    let settings: ConnectionSettings
+    let info: ConnectionInfo
+    /// Where an async handler of this connection runs (the connection's loop, by default).
+    let handlerExecutor: (any TaskExecutor)?
+
+    private(set) var connection: Connection
+    private var sink: (any FrameSink)?
+    private let bridge: ApplicationBridge
+    private var outbound: OutboundFlow
+    private var inbound = InboundFlow()
+    private var timerSlot: Int32 = -1
+    private var timers: LoopTimerWheel?
+    private var inReadBatch = false
+    private var needsFlush = false
+    private var flushScheduled = false
+    private var transportCloseRequested = false
+    private(set) var finished = false
+    private var closeWatchers: [(CloseFrame) -> Void] = []
+
+    init(connection: Connection, settings: ConnectionSettings, info: ConnectionInfo,
+         application: WebSocketApplication, eventLoop: any EventLoop, handlerExecutor: (any TaskExecutor)? = nil) {
+        self.connection = connection
+        self.settings = settings
+        self.info = info
+        self.eventLoop = eventLoop
+        self.handlerExecutor = handlerExecutor
+        self.bridge = ApplicationBridge(application: application)
+        self.outbound = OutboundFlow(configuration: settings.configuration)
+    }
+
+    var configuration: WebSocketConfiguration { settings.configuration }
+    var logger: Logger { settings.logger(connectionID: info.connectionID) }
+    private var now: Connection.Instant { Connection.Instant(nanoseconds: eventLoop.now.uptimeNanoseconds) }
+
+    /// The Sendable handle of this connection (made on first use).
+    var socket: WebSocket { bridge.socket(for: self) }
+
+    // MARK: - Input from the transport
+
+    /// The transport is ready: start the timers and the application.
+    func start(sink: any FrameSink) {
+        self.sink = sink
+        let configuration = settings.configuration
+        outbound.highWaterMarkApplied = sink.applyWaterMarks(
+            low: configuration.outboundLowWaterMark, high: configuration.outboundHighWaterMark
+        ) && sink.bufferedBytes <= configuration.outboundHighWaterMark
+        settings.metrics.opened()
+        settings.live?.opened()
+        connection.start(at: now)
+        armTimer()
+        bridge.open(self)
+    }
+
+    /// Bytes the transport read.
+    func receive(_ buffer: ByteBuffer) {
+        guard !finished else { return }
+        settings.metrics.received(bytes: buffer.readableBytes)
+        inReadBatch = true
+        connection.receive(buffer, at: now)
+        while let event = connection.nextEvent() {
+            handle(event)
+        }
+        writeOutbound()
+        armTimer()
+    }
+
+    /// The end of a read batch: flush what it produced.
+    func readComplete() {
+        inReadBatch = false
+        if needsFlush {
+            needsFlush = false
+            sink?.flush()
+        }
+    }
+
+    func writabilityChanged(isWritable: Bool) {
+        guard isWritable else { return }
+        outbound.drained()
+        if outbound.drainOwed {
+            outbound.drainOwed = false
+            bridge.drained(self)
+        }
+        if mayRead { sink?.readIfHeld() }
+    }
+
+    /// Whether the transport may read: not while the application's queue is full, and not while
+    /// the outbound buffer is over its hard limit (data sends are refused there, but the
+    /// automatic replies, pongs and the close echo, are not: a peer that sends pings and never
+    /// reads would otherwise make this side buffer pongs without bound).
+    var mayRead: Bool {
+        guard let sink else { return true }
+        return !inbound.queueFull && !outbound.overHardLimit(adding: 0, sink: sink)
+    }
+
+    /// The application's queue has room again.
+    func resumeReading() {
+        inbound.queueFull = false
+        if mayRead { sink?.readIfHeld() }
+    }
+
+    /// The transport is gone: report the close to everyone, once, and let go of everything.
+    func transportClosed() {
+        guard !finished else { return }
+        finished = true
+        connection.transportClosed()
+        if let timers {
+            timers.release(slot: timerSlot)
+            self.timers = nil
+        }
+        let result = connection.closeResult
+        bridge.finish(result, clean: connection.endedCleanly, driver: self)
+        outbound.fail(WebSocketError.closed(result))
+        settings.metrics.closed(code: result.code)
+        settings.live?.closed()
+        if settings.logger.logLevel <= .debug {
+            logger.debug("connection closed", metadata: ["close": "\(result)"])
+        }
+        let watchers = closeWatchers
+        closeWatchers = []
+        for watcher in watchers { watcher(result) }
+        sink = nil
+    }
+
+    // MARK: - Events
+
+    private func handle(_ event: ConnectionEvent) {
+        switch event {
+        case .text(let bytes):
+            deliver(WebSocketData(isText: true, bytes: bytes))
+        case .binary(let bytes):
+            deliver(WebSocketData(isText: false, bytes: bytes))
+        case .ping, .pong:
+            break  // answered and matched by the core
+        case .close(let frame):
+            if settings.logger.logLevel <= .debug { logger.debug("peer closed", metadata: ["close": "\(frame)"]) }
+            bridge.endInbound(connection.closeResult, error: nil)
+        case .failed(let error):
+            if settings.logger.logLevel <= .debug {
+                logger.debug("protocol error", metadata: ["error": "\(error)", "close_code": "\(error.closeCode.rawValue)"])
+            }
+            settings.metrics.protocolError()
+            bridge.endInbound(connection.closeResult, error: WebSocketError.closed(CloseFrame(code: error.closeCode, reason: error.description)))
+        }
+    }
+
+    private func deliver(_ data: WebSocketData) {
+        settings.metrics.messageReceived()
+        if !bridge.deliver(data, driver: self) {
+            inbound.queueFull = true
+        }
+    }
+
+    // MARK: - Time
+
+    private func armTimer() {
+        let deadline = connection.nextDeadline?.nanoseconds
+        if timers == nil {
+            guard deadline != nil, !finished else { return }
+            let wheel = LoopTimerWheel.of(eventLoop)
+            timers = wheel
+            timerSlot = wheel.register(self)
+        }
+        timers?.arm(slot: timerSlot, at: deadline)
+    }
+
+    /// The wheel says this connection's deadline came.
+    func timerFired(at now: Connection.Instant) {
+        guard !finished else { return }
+        let wasOpen = connection.state == .open
+        connection.timerFired(at: now)
+        if wasOpen, connection.state != .open, let sent = connection.closeSent {
+            logger.info("closing", metadata: ["close": "\(sent)"])
+        }
+        if connection.shouldCloseTransport {
+            // A timeout: the transport closes now, whether or not the peer takes what is buffered.
+            if let bytes = connection.takeOutbound() { sink?.write(bytes) }
+            sink?.flush()
+            sink?.closeNow()
+            return
+        }
+        writeOutbound()
+        armTimer()
+    }
+
+    // MARK: - Output
+
+    /// Writes what the core produced: flushed at the end of the read batch, or once at the end
+    /// of this turn of the event loop for sends made outside a read (several sends, one flush).
+    private func writeOutbound() {
+        guard let sink else { return }
+        if let bytes = connection.takeOutbound() {
+            settings.metrics.sent(bytes: bytes.readableBytes)
+            if connection.shouldCloseTransport {
+                closeTransport(after: bytes)
+                return
+            }
+            sink.write(bytes)
+            if inReadBatch {
+                needsFlush = true
+            } else {
+                scheduleFlush()
+            }
+        } else if connection.shouldCloseTransport {
+            closeTransport(after: nil)
+        }
+    }
+
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        eventLoop.assumeIsolated().execute { [self] in
+            flushScheduled = false
+            sink?.flush()
+        }
+    }
+
+    private func closeTransport(after bytes: ByteBuffer?) {
+        guard !transportCloseRequested, let sink else { return }
+        transportCloseRequested = true
+        sink.writeAndClose(bytes)
+    }
+
+    // MARK: - WebSocketTransport
+
+    func send(_ opcode: Opcode, _ payload: ByteBuffer) -> SendResult {
+        guard connection.state == .open, let sink else { return .dropped }
+        if outbound.overHardLimit(adding: payload.readableBytes, sink: sink) {
+            settings.metrics.messageDropped()
+            if case .close(let code) = configuration.backpressurePolicy {
+                logger.info("closing: outbound buffer over its hard limit", metadata: ["limit": "\(configuration.outboundHardLimit)"])
+                startClose(code: code, reason: "peer reads too slowly")
+            }
+            return .dropped
+        }
+        do {
+            try connection.send(opcode, payload: payload, fragmentSize: configuration.fragmentSize)
+        } catch {
+            return .dropped
+        }
+        settings.metrics.messageSent()
+        writeOutbound()
+        if sink.isWritable { return .sent }
+        outbound.drainOwed = true
+        return .buffered
+    }
+
+    var sendFailure: WebSocketError {
+        connection.state == .open ? .dropped : .closed(connection.closeSent ?? connection.closeResult)
+    }
+
+    func waitUntilWritable(_ waiter: WritabilityWaiter) {
+        if finished {
+            waiter.fail(WebSocketError.closed(connection.closeResult))
+        } else if sink?.isWritable ?? false {
+            waiter.succeed()
+        } else {
+            outbound.addWaiter(waiter)
+        }
+    }
+
+    func ping(_ payload: ByteBuffer) throws(WebSocketError) {
+        do {
+            try connection.ping(payload)
+        } catch {
+            throw error == .notOpen ? .closed(connection.closeSent ?? connection.closeResult) : .invalidSend(error)
+        }
+        writeOutbound()
+    }
+
+    func close(code: CloseCode, reason: String) throws(WebSocketError) {
+        guard connection.state == .open else { return }
+        do {
+            try connection.close(code: code, reason: reason, at: now)
+        } catch {
+            throw .invalidSend(error)
+        }
+        writeOutbound()
+        armTimer()
+    }
+
+    /// Starts the closing handshake with a reason of this side's own (policy, shutdown).
+    func startClose(code: CloseCode, reason: String) {
+        guard connection.state == .open else { return }
+        try? connection.close(code: code, reason: String(reason.utf8.prefix(123)) ?? "", at: now)
+        writeOutbound()
+        armTimer()
+    }
+
+    var isWritable: Bool { sink?.isWritable ?? false }
+
+    var bufferedBytes: Int { sink?.bufferedBytes ?? 0 }
+
+    func whenClosed(_ body: @escaping (CloseFrame) -> Void) {
+        if finished {
+            body(connection.closeResult)
+        } else {
+            closeWatchers.append(body)
+        }
+    }
+}
+
+/// When a connection holds its reads (inbound backpressure): the application's queue of
+/// received messages is full. (The other reason, an outbound buffer over its hard limit, is
+/// ``OutboundFlow``'s.)
+struct InboundFlow {
+    var queueFull = false
+}

@@ -1,0 +1,46 @@
+import DuplexCore
+import Logging
+import NIOCore
+
+/// What every connection of one endpoint (server) or of one `connect` call (client) shares,
+/// held once and referenced by each connection instead of copied into it.
+final class ConnectionSettings: Sendable {
+    let role: Role
+    let configuration: WebSocketConfiguration
+    let coreConfiguration: Connection.Configuration
+    let metrics: WebSocketMetrics
+    /// The logger without per-connection metadata: a connection adds its `connection_id` only
+    /// when it logs (a metadata dictionary per idle connection costs more than half a kilobyte).
+    let logger: Logger
+    /// Where a server runs its async handlers; nil for clients.
+    let scope: HandlerScope?
+    /// The server's count of open WebSockets; nil for clients.
+    let live: LiveConnectionCounter?
+
+    init(role: Role, configuration: WebSocketConfiguration, metrics: WebSocketMetrics, logger: Logger,
+         scope: HandlerScope? = nil, live: LiveConnectionCounter? = nil) {
+        self.role = role
+        self.configuration = configuration
+        self.coreConfiguration = configuration.core
+        self.metrics = metrics
+        self.logger = logger
+        self.scope = scope
+        self.live = live
+    }
+
+    /// The logger of one connection, with its id.
+    func logger(connectionID: UInt64) -> Logger {
+        guard role == .server else { return logger }
+        var logger = self.logger
+        logger[metadataKey: "connection_id"] = "\(connectionID)"
+        return logger
+    }
+}
+
+/// What a connection knows about how it was opened.
+struct ConnectionInfo: Sendable {
+    var connectionID: UInt64
+    var subprotocol: String?
+    var request: WebSocketRequest?
+    var userData: (any Sendable)?
+}

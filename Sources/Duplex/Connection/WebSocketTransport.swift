@@ -1,0 +1,63 @@
+import DuplexCore
+import NIOCore
+
+/// The seam between the public connection API (``WebSocket`` and ``EventLoopWebSocket``) and
+/// whatever carries a connection.
+///
+/// Today one implementation exists: ``ConnectionDriver``, which runs RFC 6455 framing through a
+/// DuplexCore `Connection` over any byte stream (a ``FrameSink``: a TCP or TLS channel, an HTTP/2
+/// stream). A transport without WebSocket frames (an HTTP fallback session) implements this
+/// protocol directly, and the application code above it does not change.
+///
+/// Every requirement is called on ``eventLoop`` only.
+protocol WebSocketTransport: AnyObject {
+    /// The event loop the connection lives on.
+    var eventLoop: any EventLoop { get }
+
+    /// Sends a data message. Past the outbound hard limit, applies the backpressure policy.
+    func send(_ opcode: Opcode, _ payload: ByteBuffer) -> SendResult
+
+    /// Why the last send answered ``SendResult/dropped``: ``WebSocketError/dropped`` (policy)
+    /// or ``WebSocketError/closed(_:)``.
+    var sendFailure: WebSocketError { get }
+
+    /// Completes `waiter` once the outbound buffer is under the low-water mark again, or fails it
+    /// when the connection ends first.
+    func waitUntilWritable(_ waiter: WritabilityWaiter)
+
+    /// Sends a ping (payload at most 125 bytes).
+    func ping(_ payload: ByteBuffer) throws(WebSocketError)
+
+    /// Starts the closing handshake; does nothing if it already started.
+    /// - Throws: ``WebSocketError/invalidSend(_:)`` for a code that may not be sent or a reason over 123 bytes.
+    func close(code: CloseCode, reason: String) throws(WebSocketError)
+
+    /// Whether the outbound buffer is under the high-water mark.
+    var isWritable: Bool { get }
+
+    /// Bytes buffered for the peer and not yet taken by the transport.
+    var bufferedBytes: Int { get }
+
+    /// Calls `body` with the close result once the connection is over (at once if it is).
+    func whenClosed(_ body: @escaping (CloseFrame) -> Void)
+}
+
+/// Someone waiting for the outbound buffer to drain: an async `send` or a future.
+enum WritabilityWaiter {
+    case continuation(UnsafeContinuation<Void, any Error>)
+    case promise(EventLoopPromise<Void>)
+
+    func succeed() {
+        switch self {
+        case .continuation(let continuation): continuation.resume()
+        case .promise(let promise): promise.succeed()
+        }
+    }
+
+    func fail(_ error: any Error) {
+        switch self {
+        case .continuation(let continuation): continuation.resume(throwing: error)
+        case .promise(let promise): promise.fail(error)
+        }
+    }
+}
