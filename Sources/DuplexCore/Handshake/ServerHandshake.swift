@@ -68,7 +68,7 @@ public enum ServerHandshake {
         guard AcceptKey.isValidKey(key) else { return .failure(.invalidKey) }
         let versions = headers.elements("Sec-WebSocket-Version")
         guard !versions.isEmpty else { return .failure(.missingVersion) }
-        guard versions == ["13"] else { return .failure(.unsupportedVersion(versions.joined(separator: ", "))) }
+        guard versions == [protocolVersion] else { return .failure(.unsupportedVersion(versions.joined(separator: ", "))) }
         let subprotocols = headers.elements("Sec-WebSocket-Protocol")
         guard subprotocols.allSatisfy(HTTPToken.isToken) else { return .failure(.malformedSubprotocols) }
         let offers: [ExtensionOffer]
@@ -80,15 +80,27 @@ public enum ServerHandshake {
         return .success(UpgradeRequest(request: request, key: key, subprotocols: subprotocols, extensionOffers: offers))
     }
 
+    /// The one WebSocket protocol version this server speaks (RFC 6455 §4.1).
+    static let protocolVersion = "13"
+
     /// Extra headers for the error response: `Sec-WebSocket-Version: 13` with a 426 (RFC 6455 §4.4),
     /// `Allow: GET` with a 405.
     public static func rejection(for error: HandshakeError) -> HeaderList {
         switch error {
-        case .unsupportedVersion, .missingVersion: ["Sec-WebSocket-Version": "13"]
+        case .unsupportedVersion, .missingVersion: ["Sec-WebSocket-Version": protocolVersion]
         case .methodNotGet: ["Allow": "GET"]
         default: HeaderList()
         }
     }
+
+    /// The headers of a 426 (Upgrade Required) answer to a plain HTTP request (no
+    /// `Upgrade: websocket`, see ``isUpgradeRequest(_:)``) at a WebSocket endpoint:
+    /// `Upgrade: websocket` (RFC 7231 §6.5.15: a 426 names the protocol to upgrade to) and
+    /// `Sec-WebSocket-Version: 13`, the version ``rejection(for:)`` also names (RFC 6455 §4.4).
+    public static let upgradeRequiredHeaders: HeaderList = [
+        "Upgrade": "websocket",
+        "Sec-WebSocket-Version": protocolVersion,
+    ]
 
     /// The outcome of accepting an upgrade: the 101 response's headers and the extensions to run.
     public struct Acceptance {
