@@ -8,8 +8,13 @@ import NIOCore
 /// (and the automatic replies to pings and closes) append frames to an outbound buffer that
 /// the transport drains with ``takeOutbound()``.
 ///
-/// The driver decides about time (ping intervals, timeouts) and about the transport: close it
-/// when ``shouldCloseTransport`` becomes true, and report its end with ``transportClosed()``.
+/// Time in, actions out (all optional, see ConnectionTimers.swift): the driver reports the time
+/// with ``start(at:)``, ``receive(_:at:)``, ``close(code:reason:at:)`` and ``ping(_:at:)``, and
+/// calls ``timerFired(at:)`` at ``nextDeadline``; the core decides when to send keepalive pings
+/// and when a pong, idle or close timeout ends the connection. The core never reads a clock.
+///
+/// The driver owns the transport: it closes it when ``shouldCloseTransport`` becomes true, and
+/// reports its end with ``transportClosed()``.
 public struct Connection {
     /// Settings of the protocol state machine.
     public struct Configuration: Sendable {
@@ -17,16 +22,55 @@ public struct Connection {
         public var limits: Limits
         /// Answer every ping with a pong carrying its payload. Default: true.
         public var autoPong: Bool
+        /// Send a keepalive ping this long after ``Connection/start(at:)`` and after each answer
+        /// to the previous one; nil sends none. Default: nil.
+        public var pingInterval: Duration?
+        /// How long a keepalive ping may wait for its pong before ``pongTimeoutAction``.
+        /// Default: 20 seconds.
+        public var pongTimeout: Duration
+        /// What to do when a keepalive ping gets no pong in time. Default: close with 1011.
+        public var pongTimeoutAction: Connection.PongTimeoutAction
+        /// Close with 1001 (going away), reason "idle timeout", when nothing was received for
+        /// this long; nil never does. Default: nil.
+        public var idleTimeout: Duration?
+        /// After this side sent its close frame with ``Connection/close(code:reason:at:)`` (or the
+        /// core started the close on a timeout), or after a client completed the closing
+        /// handshake, wait this long for the peer before ``Connection/shouldCloseTransport``
+        /// becomes true; nil waits forever. Default: nil.
+        public var closeTimeout: Duration?
 
-        public init(limits: Limits = .default, autoPong: Bool = true) {
+        /// - Parameters:
+        ///   - limits: frame and message size limits.
+        ///   - autoPong: answer every ping with a pong.
+        ///   - pingInterval: keepalive ping interval, nil for none.
+        ///   - pongTimeout: how long a keepalive ping waits for its pong.
+        ///   - pongTimeoutAction: what a pong timeout does.
+        ///   - idleTimeout: close after receiving nothing for this long, nil for never.
+        ///   - closeTimeout: how long the closing handshake may take, nil for forever.
+        public init(
+            limits: Limits = .default,
+            autoPong: Bool = true,
+            pingInterval: Duration? = nil,
+            pongTimeout: Duration = .seconds(20),
+            pongTimeoutAction: Connection.PongTimeoutAction = .close(.internalError),
+            idleTimeout: Duration? = nil,
+            closeTimeout: Duration? = nil
+        ) {
             self.limits = limits
             self.autoPong = autoPong
+            self.pingInterval = pingInterval
+            self.pongTimeout = pongTimeout
+            self.pongTimeoutAction = pongTimeoutAction
+            self.idleTimeout = idleTimeout
+            self.closeTimeout = closeTimeout
         }
     }
 
     public let role: Role
     public let configuration: Configuration
-    public private(set) var state: ConnectionState = .open
+    /// Where the closing handshake is. (Set internally: the timer rules in ConnectionTimers.swift
+    /// move it to closed when a pong timeout drops the transport.)
+    public internal(set) var state: ConnectionState = .open
     /// The close frame this side sent, once sent.
     public private(set) var closeSent: CloseFrame?
     /// The close frame the peer sent, once received.
@@ -37,6 +81,8 @@ public struct Connection {
     @usableFromInline var parser: FrameParser
     @usableFromInline var outbound: ByteBuffer
     let extensions: [any WebSocketExtension]
+    /// Deadlines, outstanding pings and timer decisions (see ConnectionTimers.swift).
+    var timers = ConnectionTimers()
 
     // The message being received.
     var messageOpcode: Opcode?
@@ -140,6 +186,7 @@ public struct Connection {
             }
             return .ping(payload)
         case .pong:
+            if !timers.outstanding.isEmpty { acknowledgePings(payload) }
             return .pong(payload)
         case .close:
             return try handleClose(payload)
@@ -216,6 +263,7 @@ public struct Connection {
         case .closed:
             break
         }
+        timersAfterPeerClose()
         return .close(frame)
     }
 
@@ -253,6 +301,7 @@ public struct Connection {
         state = .closed
         messageOpcode = nil
         messageBuffer = nil
+        timers.disarmAll()  // the transport closes at once (shouldCloseTransport)
         return .failed(error)
     }
 
@@ -333,6 +382,7 @@ public struct Connection {
         writeFrame(fin: true, reservedBits: [], opcode: .close, payload: payload)
         closeSent = CloseFrame(code: code, reason: code == nil ? "" : reason)
         state = .closing
+        timers.disarmOpenTimers()
     }
 
     @usableFromInline
@@ -355,19 +405,24 @@ public struct Connection {
     }
 
     /// Whether this side should now close the transport (after writing ``takeOutbound()``):
-    /// the server once the closing handshake is complete, either side once the connection failed.
+    /// the server once the closing handshake is complete, either side once the connection failed,
+    /// and either side once a timer decided so (the close timeout expired, or a pong timeout
+    /// with ``PongTimeoutAction/dropTransport``).
     /// A client that completed a normal close waits for the server to close first (RFC 6455 §7.1.1)
     /// and closes itself only when its close timeout fires.
     public var shouldCloseTransport: Bool {
-        state == .closed && (role == .server || failure != nil)
+        (state == .closed && (role == .server || failure != nil)) || timers.mustCloseTransport
     }
 
     /// Whether both close frames were exchanged (a clean close, RFC 6455 §7.1.4).
     public var isCleanlyClosed: Bool { closeSent != nil && closeReceived != nil && failure == nil }
 
-    /// The transport closed: nothing more can be sent or received. Frees extension resources.
+    /// The transport closed: nothing more can be sent or received. Frees extension resources
+    /// and disarms every timer (``nextDeadline`` is nil from now on).
     public mutating func transportClosed() {
         state = .closed
+        timers.stopped = true
+        timers.disarmAll()
         shutdownExtensions()
     }
 
@@ -380,8 +435,10 @@ public struct Connection {
     }
 
     /// The close code and reason to report to the application once the connection is over:
-    /// the peer's close frame (1005 if it had no code), or 1006 if none arrived.
+    /// the peer's close frame (1005 if it had no code), or 1006 if none arrived (or if a pong
+    /// timeout dropped the transport, reason "keepalive ping timeout").
     public var closeResult: CloseFrame {
+        if timers.dropped { return CloseFrame(code: .abnormalClosure, reason: "keepalive ping timeout") }
         if let failure { return CloseFrame(code: failure.closeCode, reason: failure.description) }
         if let received = closeReceived { return CloseFrame(code: received.code ?? .noStatusReceived, reason: received.reason) }
         return CloseFrame(code: .abnormalClosure)

@@ -59,6 +59,11 @@ public enum SendError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidFragmentSize(Int)
     /// A negotiated extension could not encode the message.
     case extensionFailed(ExtensionError)
+    /// ``Connection/ping(_:at:)`` with `limit` application pings already waiting for their pong.
+    case tooManyOutstandingPings(limit: Int)
+    /// ``Connection/ping(_:at:)`` with the payload of a ping that is still waiting for its pong
+    /// (the pong could not tell them apart).
+    case duplicatePingPayload
 
     public var description: String {
         switch self {
@@ -68,6 +73,8 @@ public enum SendError: Error, Sendable, Hashable, CustomStringConvertible {
         case .closeReasonTooLong(let n): "close reason of \(n) bytes (at most 123)"
         case .invalidFragmentSize(let n): "fragment size \(n) must be positive"
         case .extensionFailed(let e): "extension failed: \(e)"
+        case .tooManyOutstandingPings(let limit): "\(limit) pings are already waiting for their pong"
+        case .duplicatePingPayload: "a ping with the same payload is already waiting for its pong"
         }
     }
 }
