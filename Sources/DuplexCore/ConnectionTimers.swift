@@ -184,8 +184,9 @@ extension Connection {
     /// ``Configuration/pingInterval``) and the idle timeout (``Configuration/idleTimeout`` from
     /// `now`), if set. Call it once, when the opening handshake completed; later calls do nothing.
     ///
-    /// Before this call ``nextDeadline`` is nil (unless ``close(code:reason:at:)`` armed the
-    /// close timeout).
+    /// Before this call ``nextDeadline`` is nil, unless the close timeout was armed: it does
+    /// not wait for the start (``close(code:reason:at:)``, or a client that received the
+    /// server's close frame in bytes fed before the start).
     public mutating func start(at now: Instant) {
         guard !timers.started, !timers.stopped else { return }
         timers.started = true
