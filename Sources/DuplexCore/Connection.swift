@@ -68,7 +68,8 @@ public struct Connection {
 
     public let role: Role
     public let configuration: Configuration
-    // internal(set): the timer rules (ConnectionTimers.swift) move it to closed on a dropped transport.
+    /// Where the closing handshake is. (Set internally: the timer rules in ConnectionTimers.swift
+    /// move it to closed when a pong timeout drops the transport.)
     public internal(set) var state: ConnectionState = .open
     /// The close frame this side sent, once sent.
     public private(set) var closeSent: CloseFrame?

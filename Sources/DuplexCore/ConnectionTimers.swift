@@ -33,12 +33,12 @@ extension Connection {
         /// `lhs` moved by `rhs` (later if positive, earlier if negative), saturating at 0 and at
         /// `UInt64.max` nanoseconds. Parts of a nanosecond are truncated.
         public static func + (lhs: Instant, rhs: Duration) -> Instant {
-            let delta = rhs.saturatingNanoseconds
-            if delta >= 0 {
-                let (sum, overflow) = lhs.nanoseconds.addingReportingOverflow(UInt64(delta))
+            let (negative, delta) = rhs.nanosecondMagnitude
+            if !negative {
+                let (sum, overflow) = lhs.nanoseconds.addingReportingOverflow(delta)
                 return Instant(nanoseconds: overflow ? .max : sum)
             }
-            let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(delta.magnitude)
+            let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(delta)
             return Instant(nanoseconds: overflow ? 0 : difference)
         }
 
@@ -67,7 +67,9 @@ extension Connection {
         /// The ping's payload.
         public var payload: ByteBuffer
         /// From the instant given to ``ping(_:at:)`` to the instant given to the
-        /// ``receive(_:at:)`` whose bytes carried the pong.
+        /// ``receive(_:at:)`` whose bytes carried the pong. (Bytes fed with ``receive(_:)``,
+        /// without a time, count as received at the last instant given to ``receive(_:at:)`` or
+        /// ``start(at:)``: a driver that wants round-trip times reports every read's time.)
         public var roundTrip: Duration
 
         /// An acknowledged ping with this payload and round-trip time.
@@ -83,14 +85,13 @@ extension Connection {
 }
 
 extension Duration {
-    /// The duration in whole nanoseconds (truncated toward zero), saturating at the bounds of `Int64`.
-    var saturatingNanoseconds: Int64 {
+    /// The sign and the whole nanoseconds (truncated toward zero) of the duration, the
+    /// magnitude saturating at `UInt64.max`.
+    var nanosecondMagnitude: (negative: Bool, magnitude: UInt64) {
         let (seconds, attoseconds) = components  // both have the sign of the duration
-        let (whole, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow { return seconds < 0 ? .min : .max }
-        let (total, overflow2) = whole.addingReportingOverflow(attoseconds / 1_000_000_000)
-        if overflow2 { return seconds < 0 ? .min : .max }
-        return total
+        let (whole, overflow) = seconds.magnitude.multipliedReportingOverflow(by: 1_000_000_000)
+        let (total, overflow2) = whole.addingReportingOverflow(attoseconds.magnitude / 1_000_000_000)
+        return (seconds < 0 || attoseconds < 0, overflow || overflow2 ? .max : total)
     }
 }
 
@@ -183,8 +184,9 @@ extension Connection {
     /// ``Configuration/pingInterval``) and the idle timeout (``Configuration/idleTimeout`` from
     /// `now`), if set. Call it once, when the opening handshake completed; later calls do nothing.
     ///
-    /// Before this call ``nextDeadline`` is nil (unless ``close(code:reason:at:)`` armed the
-    /// close timeout).
+    /// Before this call ``nextDeadline`` is nil, unless the close timeout was armed: it does
+    /// not wait for the start (``close(code:reason:at:)``, or a client that received the
+    /// server's close frame in bytes fed before the start).
     public mutating func start(at now: Instant) {
         guard !timers.started, !timers.stopped else { return }
         timers.started = true
@@ -229,10 +231,6 @@ extension Connection {
             timers.pongDeadline = nil
             pongTimedOut(at: now)
         }
-        if let due = timers.nextPing, now >= due {
-            timers.nextPing = nil
-            sendKeepalivePing(at: now)
-        }
         if let check = timers.idleCheck, now >= check, let timeout = configuration.idleTimeout {
             let deadline = timers.lastActivity + timeout
             if now >= deadline {
@@ -241,6 +239,11 @@ extension Connection {
             } else {
                 timers.idleCheck = deadline  // bytes arrived since the check was armed
             }
+        }
+        // Last: a close decided above (pong or idle timeout) leaves no ping to send.
+        if let due = timers.nextPing, now >= due {
+            timers.nextPing = nil
+            sendKeepalivePing(at: now)
         }
         timers.refresh()
     }

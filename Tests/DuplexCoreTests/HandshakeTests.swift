@@ -174,6 +174,15 @@ import Testing
         }
     }
 
+    /// A plain HTTP request at a WebSocket endpoint is answered 426 with these headers; the
+    /// version is the one a version error names.
+    @Test func upgradeRequiredHeaders() {
+        #expect(ServerHandshake.upgradeRequiredHeaders == ["Upgrade": "websocket", "Sec-WebSocket-Version": "13"])
+        #expect(ServerHandshake.upgradeRequiredHeaders.values("Sec-WebSocket-Version")
+                == ServerHandshake.rejection(for: .unsupportedVersion("8")).values("Sec-WebSocket-Version"))
+        #expect(!ServerHandshake.isUpgradeRequest(["Host": "example.com"]))
+    }
+
     @Test func headerBytesOverTheLimit() {
         let big = Self.request { $0.add(name: "Cookie", value: String(repeating: "c", count: 17_000)) }
         let error = Self.error(big)

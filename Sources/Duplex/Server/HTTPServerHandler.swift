@@ -192,8 +192,7 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             response.headers.add(name: "Allow", value: "GET, HEAD")
         } else if server.router.webSockets[path] != nil {
             response = .text("this is a WebSocket endpoint: send Upgrade: websocket\n", status: 426)
-            response.headers.add(name: "Upgrade", value: "websocket")
-            response.headers.add(name: "Sec-WebSocket-Version", value: "13")
+            for field in ServerHandshake.upgradeRequiredHeaders { response.headers.add(name: field.name, value: field.value) }
         } else {
             response = .text("not found\n", status: 404)
         }
