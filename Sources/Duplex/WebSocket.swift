@@ -118,7 +118,7 @@ public final class WebSocket: Sendable {
     }
 
     /// Runs `body` with the transport on the connection's event loop.
-    private func onLoop<T: Sendable>(_ body: @escaping @Sendable (any WebSocketTransport) throws -> T) async throws -> T {
+    func onLoop<T: Sendable>(_ body: @escaping @Sendable (any WebSocketTransport) throws -> T) async throws -> T {
         if eventLoop.inEventLoop { return try body(transport.value) }
         let transport = self.transport
         return try await eventLoop.submit { try body(transport.value) }.get()

@@ -393,6 +393,12 @@ public struct Connection {
 
     // MARK: - Transport
 
+    /// Whether ``send(_:payload:fragmentSize:)`` (without fragments) writes a data message as
+    /// one plain, unmasked frame of its payload: server role, no extension that transforms
+    /// messages. Then a frame built once can be written for this connection as it is, which is
+    /// how a topic's fan-out shares one frame between its subscribers.
+    public var sendsPlainFrames: Bool { role == .server && extensions.isEmpty }
+
     /// True when bytes are waiting to be written.
     public var hasOutbound: Bool { outbound.readableBytes > 0 }
 

@@ -212,6 +212,7 @@ final class ServerContext: Sendable {
     let logger: Logger
     let metrics = WebSocketMetrics(role: .server)
     let scope = HandlerScope()
+    let topics = TopicRegistry()
     /// The settings of each WebSocket endpoint, by path, made once.
     let endpointSettings: [String: ConnectionSettings]
     private let liveWebSockets: LiveConnectionCounter
@@ -232,7 +233,7 @@ final class ServerContext: Sendable {
             endpointLogger[metadataKey: "path"] = "\(path)"
             settings[path] = ConnectionSettings(
                 role: .server, configuration: endpoint.configuration ?? configuration.webSocket,
-                metrics: metrics, logger: endpointLogger, scope: scope, live: live
+                metrics: metrics, logger: endpointLogger, scope: scope, live: live, topics: topics
             )
         }
         self.endpointSettings = settings
