@@ -75,6 +75,18 @@ let package = Package(
             ],
             path: "Benchmarks/NIOEchoServer"
         ),
+        // Benchmark-only: the same echo in NIO's async idiom (NIOTypedWebSocketServerUpgrader + NIOAsyncChannel),
+        // the peer of Duplex's async API in Benchmarks/run-load.sh.
+        .executableTarget(
+            name: "nio-async-echo-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOAsyncEchoServer"
+        ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
         .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),
