@@ -87,6 +87,16 @@ let package = Package(
             ],
             path: "Benchmarks/NIOAsyncEchoServer"
         ),
+        // Benchmark-only: Duplex's echo (callbacks or async API) through the public API only, for
+        // Benchmarks/run-load.sh.
+        .executableTarget(
+            name: "duplex-echo-server",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/DuplexEchoServer"
+        ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
         .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),
