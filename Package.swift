@@ -87,6 +87,16 @@ let package = Package(
             ],
             path: "Benchmarks/NIOAsyncEchoServer"
         ),
+        // Benchmark-only: a bare NIO server answering a canned 101, the per-connection memory floor of any
+        // NIO-based server (Benchmarks/run-load.sh, W4 floor).
+        .executableTarget(
+            name: "nio-floor-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOFloorServer"
+        ),
         // Benchmark-only: Duplex's echo (callbacks or async API) through the public API only, for
         // Benchmarks/run-load.sh.
         .executableTarget(
