@@ -6,7 +6,11 @@
 // sends is read and dropped by the tail. There is no WebSocket framing, no ping, no close: an idle
 // connection costs the server exactly NIO's socket channel. Benchmark-only.
 //
-// Usage: nio-floor-server [--host 127.0.0.1] [--port 8084] [--threads 1]
+// NIO keeps each channel's receive buffer for its next read (NIOPooledRecvBufferAllocator; 2 KiB at
+// first with the default AdaptiveRecvByteBufferAllocator): `--recv-buffer B` makes the first one B
+// bytes (a power of two, at least 64), to see what the channel costs without it.
+//
+// Usage: nio-floor-server [--host 127.0.0.1] [--port 8084] [--threads 1] [--recv-buffer 2048]
 
 import NIOCore
 import NIOPosix
@@ -46,6 +50,7 @@ struct Options {
     var host = "127.0.0.1"
     var port = 8084
     var threads = 1
+    var recvBuffer: Int? = nil
 
     init(arguments: [String]) {
         var it = arguments.makeIterator()
@@ -60,6 +65,7 @@ struct Options {
                 host = v
             case "--port": port = number()
             case "--threads": threads = number()
+            case "--recv-buffer": recvBuffer = max(64, number())
             case "-h", "--help": Self.usage(nil)
             default: Self.usage("unknown argument \(arg)")
             }
@@ -68,7 +74,7 @@ struct Options {
 
     static func usage(_ error: String?) -> Never {
         if let error { printError("nio-floor-server: \(error)") }
-        printError("usage: nio-floor-server [--host 127.0.0.1] [--port 8084] [--threads 1]")
+        printError("usage: nio-floor-server [--host 127.0.0.1] [--port 8084] [--threads 1] [--recv-buffer 2048]")
         exit(error == nil ? 0 : 2)
     }
 }
@@ -76,7 +82,13 @@ struct Options {
 let options = Options(arguments: Array(CommandLine.arguments.dropFirst()))
 let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
 
-let channel = try ServerBootstrap(group: group)
+var bootstrap = ServerBootstrap(group: group)
+if let recvBuffer = options.recvBuffer {
+    bootstrap = bootstrap.childChannelOption(
+        .recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: recvBuffer, maximum: max(recvBuffer, 65536))
+    )
+}
+let channel = try bootstrap
     .serverChannelOption(.backlog, value: 1024)
     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
     .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
