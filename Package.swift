@@ -75,6 +75,38 @@ let package = Package(
             ],
             path: "Benchmarks/NIOEchoServer"
         ),
+        // Benchmark-only: the same echo in NIO's async idiom (NIOTypedWebSocketServerUpgrader + NIOAsyncChannel),
+        // the peer of Duplex's async API in Benchmarks/run-load.sh.
+        .executableTarget(
+            name: "nio-async-echo-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOAsyncEchoServer"
+        ),
+        // Benchmark-only: a bare NIO server answering a canned 101, the per-connection memory floor of any
+        // NIO-based server (Benchmarks/run-load.sh, W4 floor).
+        .executableTarget(
+            name: "nio-floor-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOFloorServer"
+        ),
+        // Benchmark-only: Duplex's echo (callbacks or async API) through the public API only, for
+        // Benchmarks/run-load.sh.
+        .executableTarget(
+            name: "duplex-echo-server",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/DuplexEchoServer"
+        ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
         .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),
