@@ -28,11 +28,14 @@ public final class WebSocket: Sendable {
     public let request: WebSocketRequest?
     /// Data the server's upgrade hook attached to this connection.
     public let userData: (any Sendable)?
-    /// The connection's logger (with its `connection_id`).
-    public let logger: Logger
+    /// The connection's logger (with its `connection_id`), made when asked for: a logger with
+    /// metadata costs more than half a kilobyte, too much to keep for every idle connection.
+    public var logger: Logger { settings.logger(connectionID: connectionID) }
 
     let transport: NIOLoopBound<any WebSocketTransport>
     let queue: InboundMessageQueue?
+    private let settings: ConnectionSettings
+    private let connectionID: UInt64
     private let closeBox = NIOLockedValueBox<CloseFrame?>(nil)
 
     init(driver: ConnectionDriver, queue: InboundMessageQueue?) {
@@ -42,7 +45,8 @@ public final class WebSocket: Sendable {
         self.subprotocol = driver.info.subprotocol
         self.request = driver.info.request
         self.userData = driver.info.userData
-        self.logger = driver.logger
+        self.settings = driver.settings
+        self.connectionID = driver.info.connectionID
         if driver.finished { closeBox.withLockedValue { $0 = driver.connection.closeResult } }
     }
 

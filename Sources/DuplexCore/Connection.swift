@@ -106,7 +106,7 @@ public struct Connection {
         self.extensions = extensions
         let bits = extensions.reduce(into: ReservedBits()) { $0.formUnion($1.reservedBits) }
         self.parser = FrameParser(role: role, allowedReservedBits: bits, maxFrameSize: configuration.limits.maxFrameSize)
-        self.outbound = ByteBuffer()
+        self.outbound = ByteBuffer.sharedEmpty
     }
 
     // MARK: - Receiving
@@ -406,7 +406,7 @@ public struct Connection {
     public mutating func takeOutbound() -> ByteBuffer? {
         guard outbound.readableBytes > 0 else { return nil }
         let bytes = outbound
-        outbound = ByteBuffer()
+        outbound = ByteBuffer.sharedEmpty
         return bytes
     }
 

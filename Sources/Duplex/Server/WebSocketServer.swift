@@ -44,6 +44,10 @@ public final class WebSocketServer: Service, Sendable {
         /// Connections accepted per wakeup of the listening socket. Default: 256 (NIO's own
         /// default of 4 lets a burst of connects overflow the listen queue).
         public var acceptsPerWakeup: UInt
+        /// The size of a connection's first read buffer; NIO adapts it to the traffic (up to 64 KiB)
+        /// and keeps one per connection, so it is most of what an idle connection costs. Default:
+        /// 512 bytes (NIO's default is 2 KiB).
+        public var initialReceiveBufferSize: Int
         /// Run each connection's async handler on the connection's event loop (no thread hop
         /// per message; do not block in handlers), rather than on Swift's global executor.
         /// Default: true.
@@ -59,6 +63,7 @@ public final class WebSocketServer: Service, Sendable {
             shutdownGracePeriod: TimeAmount = .seconds(10),
             backlog: Int32 = 4096,
             acceptsPerWakeup: UInt = 256,
+            initialReceiveBufferSize: Int = 512,
             runsHandlersOnEventLoops: Bool = true
         ) {
             self.host = host
@@ -70,6 +75,7 @@ public final class WebSocketServer: Service, Sendable {
             self.shutdownGracePeriod = shutdownGracePeriod
             self.backlog = backlog
             self.acceptsPerWakeup = acceptsPerWakeup
+            self.initialReceiveBufferSize = initialReceiveBufferSize
             self.runsHandlersOnEventLoops = runsHandlersOnEventLoops
         }
     }
@@ -132,6 +138,8 @@ public final class WebSocketServer: Service, Sendable {
             .serverChannelOption(.maxMessagesPerRead, value: configuration.acceptsPerWakeup)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(
+                minimum: 64, initial: configuration.initialReceiveBufferSize, maximum: 1 << 16))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     context.track(channel)
