@@ -15,11 +15,30 @@ import Testing
 // at a time when the test runs the loop.
 
 /// Counts the outbound events that reach the head of the pipeline (it sits before the driver's
-/// handler): the flushes the driver makes and the reads it lets through.
+/// handler): the flushes the driver makes and the reads it lets through. With `holdsWrites` it
+/// is a socket whose peer stopped reading: writes are kept, their promises left pending.
 private final class OutboundEventCounter: ChannelOutboundHandler {
     typealias OutboundIn = ByteBuffer
     var flushes = 0
     var reads = 0
+    var holdsWrites = false
+    private(set) var held: [(NIOAny, EventLoopPromise<Void>?)] = []
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if holdsWrites {
+            held.append((data, promise))
+        } else {
+            context.write(data, promise: promise)
+        }
+    }
+
+    func close(context: ChannelHandlerContext, mode: CloseMode, promise: EventLoopPromise<Void>?) {
+        // As a socket does: the writes it could not make fail when it closes.
+        let failed = held
+        held = []
+        for (_, promise) in failed { promise?.fail(ChannelError.ioOnClosedChannel) }
+        context.close(mode: mode, promise: promise)
+    }
 
     func flush(context: ChannelHandlerContext) {
         flushes += 1
@@ -341,6 +360,28 @@ private func timers(pingInterval: TimeAmount? = nil, pongTimeout: TimeAmount = .
         #expect(!h.isOpen)
         #expect(h.now == .seconds(1))
         #expect(h.recorder.closes == [CloseFrame(code: .normalClosure, reason: "bye")])
+        #expect(LoopTimerWheel.liveConnectionCount(on: h.loop) == 0)
+    }
+}
+
+// MARK: - A peer that stopped reading
+
+@Suite struct DriverStalledPeerTests {
+    /// The server closes the transport once its last frame is written. A peer that stopped
+    /// reading never lets it be written: the close timeout bounds the wait.
+    @Test(arguments: ["peer's close", "protocol error"])
+    func aPeerThatStopsReadingCannotKeepAClosedConnectionOpen(_ ending: String) throws {
+        let h = try DriverHarness(timers(closeTimeout: .seconds(3)))
+        defer { h.finish() }
+        h.counter.holdsWrites = true
+        h.advance(to: .seconds(1))
+        if ending == "peer's close" {
+            try h.receive(DriverHarness.clientClose(1000))
+        } else {
+            try h.receive(DriverHarness.clientFrame(.text, ByteBuffer(string: "hi"), masked: false))
+        }
+        #expect(h.counter.held.count == 1)  // the close frame, never written
+        try h.expectChannelCloses(exactlyAt: .seconds(4))
         #expect(LoopTimerWheel.liveConnectionCount(on: h.loop) == 0)
     }
 }
