@@ -362,6 +362,19 @@ private func timers(pingInterval: TimeAmount? = nil, pongTimeout: TimeAmount = .
         #expect(h.recorder.closes == [CloseFrame(code: .normalClosure, reason: "bye")])
         #expect(LoopTimerWheel.liveConnectionCount(on: h.loop) == 0)
     }
+
+    @Test func aServerShutdownClosesWith1001AndWaitsTheCloseTimeout() throws {
+        let h = try DriverHarness(timers(pingInterval: .seconds(10), closeTimeout: .seconds(3)))
+        defer { h.finish() }
+        h.advance(to: .seconds(2))
+        h.channel.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent())
+        h.loop.run()
+        #expect(try h.written() == [.close(1001, "server shutting down")])
+        // No keepalive ping at 10 s while closing; the transport closes at the close timeout.
+        try h.expectChannelCloses(exactlyAt: .seconds(5))
+        h.advance(to: .seconds(10))
+        #expect(try h.written() == [])
+    }
 }
 
 // MARK: - A peer that stopped reading
