@@ -164,6 +164,12 @@ private final class DriverHarness {
         channel.pipeline.fireChannelReadComplete()
     }
 
+    /// Lets the async handler return (it ran out of steps) and runs the loop.
+    func endHandler() {
+        steps!.finish()
+        loop.run()
+    }
+
     /// Sends `step` to the async handler and runs the loop until nothing more can run.
     func step(_ step: @escaping HandlerStep) {
         steps!.yield(step)
@@ -605,6 +611,31 @@ enum Violation: String, CaseIterable, Sendable {
         #expect(h.counter.reads == 5)
         for _ in 0..<3 { h.step(takeOne) }
         #expect(recorder.notes == ["m1", "m2", "m3", "m4", "m5"])
+    }
+
+    /// A handler that returned will never take the messages left in its queue: the reads they
+    /// held go through again, so that the peer's answer to the server's close is read.
+    @Test func aHandlerThatReturnsWithAFullQueueStillCompletesTheClosingHandshake() throws {
+        let h = try DriverHarness(timers(closeTimeout: .seconds(3), inboundQueueSize: 2), api: .task)
+        defer { h.finish() }
+        try h.receive(text: "m1")
+        h.channel.read()
+        try h.receive(text: "m2")
+        h.channel.read()
+        #expect(h.counter.reads == 1)  // held: the queue is full
+        h.advance(to: .seconds(1))
+        h.endHandler()
+        #expect(try h.written() == [.close(1000)])
+        #expect(h.counter.reads == 2)  // the held read went through
+        // Reads are no longer held, and what arrives now is dropped, not queued for nobody.
+        try h.receive(text: "m3")
+        h.channel.read()
+        #expect(h.counter.reads == 3)
+        h.advance(to: .seconds(2))
+        try h.receive(DriverHarness.clientClose(1000))
+        #expect(!h.isOpen)
+        #expect(h.now == .seconds(2))
+        #expect(h.driver.connection.closeResult == CloseFrame(code: .normalClosure))
     }
 }
 
