@@ -263,7 +263,6 @@ final class TestClientHandler: ChannelInboundHandler {
     var protocolError: ProtocolError?
     var closed = false
     var sentClose = false
-    var pingsReceived = 0
     var pongsReceived = 0
     /// Whether pongs become events (or are only counted, for floods).
     var recordPongs = true
@@ -275,22 +274,12 @@ final class TestClientHandler: ChannelInboundHandler {
 
     /// Written as soon as the connection is up, from the event loop (the upgrade request).
     private var firstBytes: ByteBuffer?
-    private var ticker: RepeatedTask?
-    /// When the ticker last sent, and when the first close frame arrived.
-    var lastTick: ContinuousClock.Instant?
-    var ticksSent = 0
-    var closeArrived: ContinuousClock.Instant?
 
-    /// Traffic to start from the event loop as soon as the WebSocket is open.
-    private let tickOnOpen: (every: TimeAmount, text: String)?
-
-    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil,
-         tickOnOpen: (every: TimeAmount, text: String)? = nil) {
+    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil) {
         self.expectsUpgrade = expectsUpgrade
         self.autoPong = autoPong
         self.autoCloseReply = autoCloseReply
         self.firstBytes = firstBytes
-        self.tickOnOpen = tickOnOpen
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -308,25 +297,6 @@ final class TestClientHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
-    /// Sends `text` every `interval` from the event loop (traffic that no test task's delay can hold up).
-    func startTicking(every interval: TimeAmount, text: String) {
-        guard let context else { return }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in
-            let handler = bound.value
-            if !handler.sentClose && !handler.closed {
-                handler.write(.text, ByteBuffer(string: text))
-                handler.lastTick = ContinuousClock.now
-                handler.ticksSent += 1
-            }
-        }
-    }
-
-    func stopTicking() {
-        ticker?.cancel()
-        ticker = nil
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         bytesReceived += bytes.readableBytes
@@ -338,7 +308,6 @@ final class TestClientHandler: ChannelInboundHandler {
             if expectsUpgrade && responseHead == nil, let head = Self.parseHead(&raw) {
                 responseHead = head
                 if head.status == 101 {
-                    if let tick = tickOnOpen { startTicking(every: tick.every, text: tick.text) }
                     parser = FrameParser(role: .client)
                     parser!.append(raw)
                     raw.clear()
@@ -351,7 +320,6 @@ final class TestClientHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        stopTicking()
         notify()
         context.fireChannelInactive()
     }
@@ -375,7 +343,6 @@ final class TestClientHandler: ChannelInboundHandler {
         var payload: [UInt8] { Array(frame.payload.readableBytesView) }
         switch frame.opcode {
         case .ping:
-            pingsReceived += 1
             events.append(.ping(payload))
             if autoPong && !sentClose { write(.pong, frame.payload) }
         case .pong:
@@ -386,7 +353,6 @@ final class TestClientHandler: ChannelInboundHandler {
             let code = p.readInteger(as: UInt16.self)
             let reason = p.readString(length: p.readableBytes) ?? ""
             events.append(.close(code: code, reason: reason))
-            if closeArrived == nil { closeArrived = ContinuousClock.now }
             if autoCloseReply && !sentClose {
                 var reply = ByteBuffer()
                 if let code { reply.writeInteger(code) }
@@ -486,8 +452,7 @@ final class TestClient: Sendable {
 
     private static func open(port: Int, expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool,
                              tls: NIOSSLContext?, group: any EventLoopGroup, receiveBuffer: Int? = nil,
-                             firstBytes: ByteBuffer? = nil,
-                             tickOnOpen: (every: TimeAmount, text: String)? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
+                             firstBytes: ByteBuffer? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
         let made = NIOLockedValueBox<NIOLoopBound<TestClientHandler>?>(nil)
         var bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.tcp_nodelay), value: 1)
         if let receiveBuffer {
@@ -501,8 +466,7 @@ final class TestClient: Sendable {
                             try NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
                     }
                     let handler = TestClientHandler(expectsUpgrade: expectsUpgrade, autoPong: autoPong,
-                                                    autoCloseReply: autoCloseReply, firstBytes: firstBytes,
-                                                    tickOnOpen: tickOnOpen)
+                                                    autoCloseReply: autoCloseReply, firstBytes: firstBytes)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     made.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
@@ -528,8 +492,7 @@ final class TestClient: Sendable {
     static func webSocket(
         port: Int, group: any EventLoopGroup = testLoop, path: String = "/echo", subprotocols: [String] = [], origin: String? = nil,
         extraHeaders: HeaderList = HeaderList(), autoPong: Bool = true, autoCloseReply: Bool = true,
-        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil,
-        tickingOnOpen: (every: TimeAmount, text: String)? = nil
+        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil
     ) async throws -> TestClient {
         let handshake = ClientHandshake(host: "127.0.0.1:\(port)", subprotocols: subprotocols, origin: origin,
                                         extraHeaders: extraHeaders)
@@ -540,8 +503,7 @@ final class TestClient: Sendable {
         let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
                                                 autoCloseReply: autoCloseReply, tls: tls, group: group,
                                                 receiveBuffer: receiveBuffer,
-                                                firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()),
-                                                tickOnOpen: tickingOnOpen)
+                                                firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()))
         let client = TestClient(channel: channel, handler: handler, handshake: nil)
         let head = try await client.wait("the handshake response") { h -> HTTPAnswer? in
             if let head = h.responseHead { return head }
@@ -609,16 +571,6 @@ final class TestClient: Sendable {
 
     func sendText(_ text: String) async throws { try await sendFrame(.text, ByteBuffer(string: text)) }
 
-    /// Sends `text` every `interval` from the event loop until ``stopTicking()``.
-    func startTicking(every interval: TimeAmount, text: String) async throws {
-        let handler = self.handler
-        try await eventLoop.submit { handler.value.startTicking(every: interval, text: text) }.get()
-    }
-
-    func stopTicking() async throws {
-        let handler = self.handler
-        try await eventLoop.submit { handler.value.stopTicking() }.get()
-    }
     func sendBinary(_ bytes: [UInt8]) async throws { try await sendFrame(.binary, ByteBuffer(bytes: bytes)) }
     func sendPing(_ bytes: [UInt8]) async throws { try await sendFrame(.ping, ByteBuffer(bytes: bytes)) }
 
@@ -685,13 +637,6 @@ final class TestClient: Sendable {
         get async throws {
             let handler = self.handler
             return try await eventLoop.submit { handler.value.closed }.get()
-        }
-    }
-
-    var pingsReceived: Int {
-        get async throws {
-            let handler = self.handler
-            return try await eventLoop.submit { handler.value.pingsReceived }.get()
         }
     }
 

@@ -32,6 +32,8 @@ final class ConnectionDriver: WebSocketTransport {
     private var needsFlush = false
     private var flushScheduled = false
     private var transportCloseRequested = false
+    /// Closes the transport if its last bytes are not written in time (see ``closeTransport(after:)``).
+    private var closeWatchdog: Scheduled<Void>?
     private(set) var finished = false
     private var closeWatchers: [(CloseFrame) -> Void] = []
     private let flusher: LoopFlusher
@@ -129,6 +131,8 @@ final class ConnectionDriver: WebSocketTransport {
             timers.release(slot: timerSlot)
             self.timers = nil
         }
+        closeWatchdog?.cancel()
+        closeWatchdog = nil
         unsubscribeAll()
         let result = connection.closeResult
         bridge.finish(result, clean: connection.endedCleanly, driver: self)
@@ -244,6 +248,15 @@ final class ConnectionDriver: WebSocketTransport {
         guard !transportCloseRequested, let sink else { return }
         transportCloseRequested = true
         sink.writeAndClose(bytes)
+        // The sink closes once `bytes` are written, and the core arms no timer once it decided to
+        // close (peer's close echoed, protocol error): a peer that stopped reading (full TCP
+        // window) would keep the connection and its buffers forever. Bound the wait by the close
+        // timeout. A task of its own, not the wheel: only closing connections have one.
+        if !finished {
+            closeWatchdog = eventLoop.assumeIsolated().scheduleTask(in: configuration.closeTimeout) { [weak self] in
+                self?.sink?.closeNow()
+            }
+        }
     }
 
     // MARK: - Topics
