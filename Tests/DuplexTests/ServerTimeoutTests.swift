@@ -8,7 +8,7 @@ import Testing
     static let clock = ContinuousClock()
 
     @Test func handshakeTimeoutClosesASilentConnection() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho())
         try await withServer(router, handshakeTimeout: .seconds(1), group: timerLoop) { port, _ in
             let start = Self.clock.now
@@ -36,8 +36,8 @@ import Testing
         }
     }
 
-    static func keepaliveRouter() -> Router {
-        var router = Router()
+    static func keepaliveRouter() -> WebSocketRouter {
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho(configuration: WebSocketConfiguration(
             pingInterval: .milliseconds(100), pongTimeout: .milliseconds(500)
         )))
@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func pongTimeoutDropActionClosesTheTCPConnection() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho(configuration: WebSocketConfiguration(
             pingInterval: .milliseconds(100), pongTimeout: .milliseconds(150), pongTimeoutAction: .drop
         )))
@@ -90,7 +90,7 @@ import Testing
     }
 
     @Test func idleTimeoutClosesWith1001() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", callbackEcho(configuration: quietConfiguration(idleTimeout: .milliseconds(600))))
         try await withServer(router, group: timerLoop) { port, _ in
             // Traffic every 100 ms, sent from the client's event loop from the moment the
@@ -123,7 +123,7 @@ import Testing
     }
 
     @Test func closeTimeoutDropsAPeerThatNeverAnswersTheClose() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/close", WebSocketEndpoint(configuration: quietConfiguration(closeTimeout: .milliseconds(300)),
                                                      callbacks: WebSocketCallbacks(
             onMessage: { ws, _ in try? ws.close(code: CloseCode(4000), reason: "go") }
