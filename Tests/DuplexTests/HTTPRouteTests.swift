@@ -164,6 +164,27 @@ import Testing
         }
     }
 
+    @Test func aRouteIsCancelledWhenItsConnectionCloses() async throws {
+        let outcome = Mailbox<String>()
+        var router = WebSocketRouter()
+        router.get("/long-poll") { _ in
+            do {
+                try await Task.sleep(for: .seconds(30))
+                outcome.put("finished")
+            } catch {
+                outcome.put("cancelled")
+            }
+            return .text("late\n")
+        }
+        try await withServer(router) { port, _ in
+            let client = try await TestClient.raw(port: port)
+            try await client.send(raw: httpRequest("GET", "/long-poll"))
+            try await Task.sleep(for: .milliseconds(50))
+            await client.close()
+            #expect(try await outcome.take() == "cancelled")
+        }
+    }
+
     @Test func webSocketEndpointsWithPathParameters() async throws {
         let hookSaw = Mailbox<String>()
         var router = WebSocketRouter()

@@ -44,6 +44,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A read the channel asked for while a request was being answered: held back until then.
     private var readHeld = false
     private var shuttingDown = false
+    /// The task of the route answering the current request, if one is.
+    private var routeTask: Task<Void, Never>?
     private var timeout: Scheduled<Void>?
 
     init(server: ServerContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder,
@@ -81,6 +83,12 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timeout?.cancel()
+        routeTask?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        routeTask?.cancel()
+        context.fireChannelInactive()
     }
 
     /// The handshake timeout: a connection must complete a request (and, for a WebSocket,
@@ -270,16 +278,23 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             state = .answering
             timeout?.cancel()
             timeout = nil
+            // The task is cancelled if the connection closes first.
             let logger = self.logger
-            let answer = context.eventLoop.makeFutureWithTask { [request] () async -> RouteResponse in
+            let answer = context.eventLoop.makePromise(of: RouteResponse.self)
+            routeTask = Task { [request] in
                 do {
-                    return try await handler(request)
+                    answer.succeed(try await handler(request))
                 } catch {
-                    logger.error("route failed", metadata: ["route": "\(route)", "error": "\(error)"])
-                    return .text("internal server error\n", status: .internalServerError)
+                    if Task.isCancelled {
+                        logger.debug("route cancelled: the connection closed", metadata: ["route": "\(route)"])
+                    } else {
+                        logger.error("route failed", metadata: ["route": "\(route)", "error": "\(error)"])
+                    }
+                    answer.succeed(.text("internal server error\n", status: .internalServerError))
                 }
             }
-            answer.assumeIsolated().whenSuccess { [self] response in
+            answer.futureResult.assumeIsolated().whenSuccess { [self] response in
+                routeTask = nil
                 guard context.channel.isActive else { return }
                 finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
             }
