@@ -102,8 +102,8 @@ struct Serve: AsyncParsableCommand {
         )
     }
 
-    static func router(extensions: [any ServerExtensionNegotiator] = []) -> Router {
-        var router = Router()
+    static func router(extensions: [any ServerExtensionNegotiator] = []) -> WebSocketRouter {
+        var router = WebSocketRouter()
         router.webSocket("/echo", WebSocketEndpoint(extensions: extensions, callbacks: WebSocketCallbacks(onMessage: { ws, data in
             ws.send(data)
         })))

@@ -43,7 +43,7 @@ import Testing
 
     @Test func everySubscriberGetsEveryMessageInOrderAcrossLoops() async throws {
         let opened = Counter()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint(opened: opened))
         // Two event loops: subscribers land on both, so the fan-out crosses loops.
         try await withServer(router) { port, server in
@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func publishFromATaskAnotherLoopAndTheEventLoopKeepsEachPublishersOrder() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint())
         let otherLoop = MultiThreadedEventLoopGroup.singleton.next()  // none of the server's loops
         try await withServer(router) { port, server in
@@ -98,7 +98,7 @@ import Testing
     }
 
     @Test func asyncAPISubscribesPublishesAndSkipsTheSender() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/sub", Self.asyncSubscriber)
         try await withServer(router) { port, server in
             let a = try await TestClient.webSocket(port: port, path: "/sub")
@@ -119,7 +119,7 @@ import Testing
 
     @Test func subscribeAndUnsubscribeFromTheCallbacks() async throws {
         let results = Mailbox<String>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/toggle", WebSocketEndpoint(configuration: quietConfiguration(), callbacks: WebSocketCallbacks(
             onMessage: { ws, data in
                 let topic = data.text ?? ""
@@ -151,7 +151,7 @@ import Testing
 
     @Test func transitionsReportTheFirstAndTheLastSubscriberInOrder() async throws {
         let transitions = Mailbox<TopicTransition>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint())
         try await withServer(router) { port, server in
             server.onTopicTransition { transitions.put($0) }
@@ -176,7 +176,7 @@ import Testing
         let closes = Mailbox<CloseFrame>()
         let configuration = quietConfiguration(outboundHighWaterMark: 16 << 10, outboundLowWaterMark: 4 << 10,
                                                outboundHardLimit: 64 << 10, backpressurePolicy: policy)
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint(configuration, closes: closes))
         try await withServer(router) { port, server in
             let slow = try await TestClient.webSocket(port: port, path: "/room", receiveBuffer: 8 << 10)
@@ -228,7 +228,7 @@ import Testing
     }
 
     @Test func clientConnectionsHaveNoTopics() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", callbackEcho(configuration: quietConfiguration()))
         try await withServer(router) { port, _ in
             let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", group: testLoop, logger: testLogger())
