@@ -133,6 +133,15 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
-        .testTarget(name: "DuplexCLITests", dependencies: ["DuplexCLI"]),
+        .testTarget(
+            name: "DuplexCLITests",
+            dependencies: [
+                "DuplexCLI",
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )
