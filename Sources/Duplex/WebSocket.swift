@@ -129,9 +129,30 @@ public final class WebSocket: Sendable {
         return try await eventLoop.submit { try body(transport.value) }.get()
     }
 
-    /// Sends a ping (payload at most 125 bytes). Pongs are matched by the keepalive only.
-    public func ping(_ payload: ByteBuffer = ByteBuffer()) async throws {
-        try await onLoop { try $0.ping(payload) }
+    /// Sends a ping (payload at most 125 bytes, unique among this connection's pings waiting
+    /// for a pong) and waits for the pong that carries its payload (RFC 6455 §5.5.3).
+    /// - Returns: the round-trip time.
+    /// - Throws: ``WebSocketError/pingTimeout`` when no pong came within
+    ///   ``WebSocketConfiguration/pongTimeout``, ``WebSocketError/closed(_:)`` when the connection
+    ///   is closing or closes first, ``WebSocketError/invalidSend(_:)`` for a payload over 125
+    ///   bytes or one already waiting.
+    @discardableResult
+    public func ping(_ payload: ByteBuffer = WebSocket.nextPingPayload()) async throws -> Duration {
+        let transport = self.transport
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Duration, any Error>) in
+            if transport.eventLoop.inEventLoop {
+                transport.value.pingForRoundTrip(payload, continuation)
+            } else {
+                transport.eventLoop.execute { transport.value.pingForRoundTrip(payload, continuation) }
+            }
+        }
+    }
+
+    /// A fresh 8-byte payload for ``ping(_:)``.
+    public static func nextPingPayload() -> ByteBuffer {
+        var payload = ByteBuffer()
+        payload.writeInteger(UInt64.random(in: .min ... .max))
+        return payload
     }
 
     /// Starts the closing handshake and waits until the connection is over (at most the close

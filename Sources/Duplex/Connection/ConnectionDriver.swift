@@ -37,6 +37,8 @@ final class ConnectionDriver: WebSocketTransport {
     private(set) var finished = false
     private var closeWatchers: [(CloseFrame) -> Void] = []
     private let flusher: LoopFlusher
+    /// Application pings waiting for their pong (``pingForRoundTrip(_:_:)``), oldest first.
+    private var pingWaiters: [PingWaiter] = []
     /// The topics this connection subscribes to, with its group in each (made on first subscribe).
     private(set) var subscriptions: [String: TopicGroup]?
 
@@ -134,6 +136,12 @@ final class ConnectionDriver: WebSocketTransport {
         closeWatchdog?.cancel()
         closeWatchdog = nil
         unsubscribeAll()
+        let pings = pingWaiters
+        pingWaiters = []
+        for waiter in pings {
+            waiter.timeout?.cancel()
+            waiter.continuation.resume(throwing: WebSocketError.closed(connection.closeResult))
+        }
         let result = connection.closeResult
         bridge.finish(result, clean: connection.endedCleanly, driver: self)
         outbound.fail(WebSocketError.closed(result))
@@ -156,8 +164,16 @@ final class ConnectionDriver: WebSocketTransport {
             deliver(WebSocketData(isText: true, bytes: bytes))
         case .binary(let bytes):
             deliver(WebSocketData(isText: false, bytes: bytes))
-        case .ping, .pong:
-            break  // answered and matched by the core
+        case .ping:
+            break  // answered by the core
+        case .pong:
+            // Matched by the core to the ping whose payload it carries (and every earlier one).
+            while !pingWaiters.isEmpty, let answered = connection.nextAcknowledgedPing() {
+                guard let index = pingWaiters.firstIndex(where: { $0.payload == answered.payload }) else { continue }
+                let waiter = pingWaiters.remove(at: index)
+                waiter.timeout?.cancel()
+                waiter.continuation.resume(returning: answered.roundTrip)
+            }
         case .close(let frame):
             if settings.logger.logLevel <= .debug { logger.debug("peer closed", metadata: ["close": "\(frame)"]) }
             bridge.endInbound(connection.closeResult, error: nil)
@@ -387,6 +403,24 @@ final class ConnectionDriver: WebSocketTransport {
         writeOutbound()
     }
 
+    /// Sends a ping and resumes `continuation` with the round-trip time when its pong comes, or
+    /// with ``WebSocketError/pingTimeout`` after the pong timeout.
+    func pingForRoundTrip(_ payload: ByteBuffer, _ continuation: UnsafeContinuation<Duration, any Error>) {
+        do {
+            try connection.ping(payload, at: now)
+        } catch {
+            continuation.resume(throwing: error == .notOpen ? WebSocketError.closed(connection.closeSent ?? connection.closeResult)
+                                                          : WebSocketError.invalidSend(error))
+            return
+        }
+        let timeout = eventLoop.assumeIsolated().scheduleTask(in: configuration.pongTimeout) { [self] in
+            guard let index = pingWaiters.firstIndex(where: { $0.payload == payload }) else { return }
+            pingWaiters.remove(at: index).continuation.resume(throwing: WebSocketError.pingTimeout)
+        }
+        pingWaiters.append(PingWaiter(payload: payload, continuation: continuation, timeout: timeout))
+        writeOutbound()
+    }
+
     func close(code: CloseCode, reason: String) throws(WebSocketError) {
         guard connection.state == .open else { return }
         do {
@@ -417,6 +451,13 @@ final class ConnectionDriver: WebSocketTransport {
             closeWatchers.append(body)
         }
     }
+}
+
+/// An application ping waiting for its pong.
+struct PingWaiter {
+    let payload: ByteBuffer
+    let continuation: UnsafeContinuation<Duration, any Error>
+    let timeout: Scheduled<Void>?
 }
 
 /// When a connection holds its reads (inbound backpressure): the application's queue of
