@@ -26,7 +26,8 @@ public final class WebSocket: Sendable {
     public let subprotocol: String?
     /// The upgrade request that opened the connection, with the endpoint's path parameters
     /// (server side; nil on a client).
-    public let request: RouteRequest?
+    public var request: RouteRequest? { openingRequest?.routeRequest() }
+    private let openingRequest: OpeningRequest?
     /// Data the server's upgrade hook attached to this connection.
     public let userData: (any Sendable)?
     /// The connection's logger (with its `connection_id`), made when asked for: a logger with
@@ -44,7 +45,7 @@ public final class WebSocket: Sendable {
         self.transport = NIOLoopBound(driver, eventLoop: driver.eventLoop)
         self.queue = queue
         self.subprotocol = driver.info.subprotocol
-        self.request = driver.info.request
+        self.openingRequest = driver.info.openingRequest
         self.userData = driver.info.userData
         self.settings = driver.settings
         self.connectionID = driver.info.connectionID

@@ -196,7 +196,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         wsRequest.parameters = match.parameters
         wsRequest.route = match.route
         guard let hook = endpoint.onUpgrade else {
-            accept(upgrade, endpoint: endpoint, request: wsRequest, userData: nil, headerFields: [:], context: context)
+            accept(upgrade, endpoint: endpoint, request: wsRequest, nioHead: head, userData: nil, headerFields: [:], context: context)
             return
         }
         let loop = context.eventLoop
@@ -205,8 +205,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             guard context.channel.isActive else { return }
             switch decision {
             case .accept(let userData, let headerFields):
-                accept(upgrade, endpoint: endpoint, request: wsRequest, userData: userData, headerFields: headerFields,
-                       context: context)
+                accept(upgrade, endpoint: endpoint, request: wsRequest, nioHead: head, userData: userData,
+                       headerFields: headerFields, context: context)
             case .reject(let status, let reason, let headerFields):
                 sendError(status, reason: reason, headerFields: headerFields, context: context)
             }
@@ -221,7 +221,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     ]
 
     private func accept(_ upgrade: ServerHandshake.UpgradeRequest, endpoint: WebSocketEndpoint, request: RouteRequest,
-                        userData: (any Sendable)?, headerFields: HTTPFields, context: ChannelHandlerContext) {
+                        nioHead: HTTPRequestHead, userData: (any Sendable)?, headerFields: HTTPFields, context: ChannelHandlerContext) {
         let subprotocol = endpoint.selectSubprotocol(from: upgrade.subprotocols)
         let acceptance = ServerHandshake.accept(upgrade, subprotocol: subprotocol, extensions: endpoint.extensions)
         var fields = acceptance.headerFields
@@ -231,7 +231,9 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
 
         let settings = server.endpointSettings[request.route]!
-        let info = ConnectionInfo(connectionID: connectionID, subprotocol: subprotocol, request: request, userData: userData)
+        let opening = OpeningRequest(head: nioHead, secure: secure, parameters: request.parameters, route: request.route,
+                                     remoteAddress: request.remoteAddress)
+        let info = ConnectionInfo(connectionID: connectionID, subprotocol: subprotocol, openingRequest: opening, userData: userData)
         let connection = Connection(role: .server, configuration: settings.coreConfiguration, extensions: acceptance.extensions)
         let loop = context.eventLoop
         let driver = ConnectionDriver(connection: connection, settings: settings, info: info, application: endpoint.application,

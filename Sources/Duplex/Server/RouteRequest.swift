@@ -86,3 +86,4 @@ public struct RouteResponse: Sendable {
         RouteResponse(status: status, headerFields: [.contentType: "text/html; charset=utf-8"], body: ByteBuffer(string: html))
     }
 }
+
