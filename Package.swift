@@ -51,7 +51,9 @@ let package = Package(
             dependencies: [
                 "Duplex",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // The demo app at `/` (index.html, app.js, style.css), read with Bundle.module.
+            resources: [.copy("Resources")]
         ),
         // Side-by-side micro-benchmarks of DuplexCore against SwiftNIO's NIOWebSocket.
         .executableTarget(
