@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         // The WebSocket protocol, sans-I/O: no sockets, clocks, threads or event loops.
@@ -27,6 +29,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // The network layer: server and client over SwiftNIO.
@@ -40,6 +43,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -51,6 +56,7 @@ let package = Package(
             dependencies: [
                 "Duplex",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             // The demo app at `/` (index.html, app.js, style.css), read with Bundle.module.
             resources: [.copy("Resources")]
@@ -77,9 +83,44 @@ let package = Package(
             ],
             path: "Benchmarks/NIOEchoServer"
         ),
+        // Benchmark-only: the same echo in NIO's async idiom (NIOTypedWebSocketServerUpgrader + NIOAsyncChannel),
+        // the peer of Duplex's async API in Benchmarks/run-load.sh.
+        .executableTarget(
+            name: "nio-async-echo-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOWebSocket", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOAsyncEchoServer"
+        ),
+        // Benchmark-only: a bare NIO server answering a canned 101, the per-connection memory floor of any
+        // NIO-based server (Benchmarks/run-load.sh, W4 floor).
+        .executableTarget(
+            name: "nio-floor-server",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/NIOFloorServer"
+        ),
+        // Benchmark-only: Duplex's echo (callbacks or async API) through the public API only, for
+        // Benchmarks/run-load.sh.
+        .executableTarget(
+            name: "duplex-echo-server",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Benchmarks/DuplexEchoServer"
+        ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
-        .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),
+        .testTarget(
+            name: "DuplexCoreTests",
+            dependencies: ["DuplexCore", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
         .testTarget(
             name: "DuplexTests",
             dependencies: [
@@ -88,10 +129,21 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        .testTarget(
+            name: "DuplexCLITests",
+            dependencies: [
+                "DuplexCLI",
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
-        .testTarget(name: "DuplexCLITests", dependencies: ["DuplexCLI"]),
     ]
 )

@@ -24,15 +24,19 @@ public final class WebSocket: Sendable {
     public let eventLoop: any EventLoop
     /// The subprotocol agreed in the opening handshake, if any.
     public let subprotocol: String?
-    /// The HTTP request that opened the connection (server side).
-    public let request: WebSocketRequest?
+    /// The upgrade request that opened the connection, with the endpoint's path parameters
+    /// (server side; nil on a client).
+    public let request: RouteRequest?
     /// Data the server's upgrade hook attached to this connection.
     public let userData: (any Sendable)?
-    /// The connection's logger (with its `connection_id`).
-    public let logger: Logger
+    /// The connection's logger (with its `connection_id`), made when asked for: a logger with
+    /// metadata costs more than half a kilobyte, too much to keep for every idle connection.
+    public var logger: Logger { settings.logger(connectionID: connectionID) }
 
     let transport: NIOLoopBound<any WebSocketTransport>
     let queue: InboundMessageQueue?
+    private let settings: ConnectionSettings
+    private let connectionID: UInt64
     private let closeBox = NIOLockedValueBox<CloseFrame?>(nil)
 
     init(driver: ConnectionDriver, queue: InboundMessageQueue?) {
@@ -42,7 +46,8 @@ public final class WebSocket: Sendable {
         self.subprotocol = driver.info.subprotocol
         self.request = driver.info.request
         self.userData = driver.info.userData
-        self.logger = driver.logger
+        self.settings = driver.settings
+        self.connectionID = driver.info.connectionID
         if driver.finished { closeBox.withLockedValue { $0 = driver.connection.closeResult } }
     }
 
@@ -118,7 +123,7 @@ public final class WebSocket: Sendable {
     }
 
     /// Runs `body` with the transport on the connection's event loop.
-    private func onLoop<T: Sendable>(_ body: @escaping @Sendable (any WebSocketTransport) throws -> T) async throws -> T {
+    func onLoop<T: Sendable>(_ body: @escaping @Sendable (any WebSocketTransport) throws -> T) async throws -> T {
         if eventLoop.inEventLoop { return try body(transport.value) }
         let transport = self.transport
         return try await eventLoop.submit { try body(transport.value) }.get()
@@ -184,15 +189,4 @@ public struct WebSocketMessages: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: queue, socket: socket) }
-}
-
-/// The HTTP request that opened a server-side connection.
-public struct WebSocketRequest: Sendable {
-    /// The request target, e.g. `/chat?room=1`.
-    public var uri: String
-    public var path: String
-    public var query: String?
-    public var headers: HeaderList
-    /// The peer's address.
-    public var remoteAddress: SocketAddress?
 }

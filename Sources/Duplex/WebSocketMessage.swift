@@ -63,6 +63,8 @@ public enum WebSocketError: Error, Sendable, Hashable, CustomStringConvertible {
     case proxyFailed(String)
     /// A send was refused by the protocol rules (payload too long for a ping, bad close code...).
     case invalidSend(SendError)
+    /// Topics exist on server connections only.
+    case topicsUnavailable
 
     public var description: String {
         switch self {
@@ -74,6 +76,7 @@ public enum WebSocketError: Error, Sendable, Hashable, CustomStringConvertible {
         case .invalidURL(let reason): "invalid URL: \(reason)"
         case .proxyFailed(let reason): "proxy: \(reason)"
         case .invalidSend(let error): error.description
+        case .topicsUnavailable: "topics exist on server connections only"
         }
     }
 }

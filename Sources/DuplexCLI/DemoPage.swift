@@ -19,7 +19,7 @@ enum DemoPage {
     ]
 
     /// Registers a GET route per asset.
-    static func register(in router: inout Router) {
+    static func register(in router: inout WebSocketRouter) {
         for (path, response) in responses() {
             router.get(path) { _ in response }
         }
@@ -27,13 +27,13 @@ enum DemoPage {
 
     /// Each asset's path and its answer, read now: a 500 saying which file is missing if it
     /// cannot be read, so that the other endpoints still serve.
-    static func responses() -> [(path: String, response: HTTPResponse)] {
+    static func responses() -> [(path: String, response: RouteResponse)] {
         assets.map { asset in
             do {
-                let headers: HeaderList = ["Content-Type": asset.contentType, "Cache-Control": "no-cache"]
-                return (asset.path, HTTPResponse(status: 200, headers: headers, body: ByteBuffer(bytes: try contents(of: asset.file))))
+                let fields: HTTPFields = [.contentType: asset.contentType, .cacheControl: "no-cache"]
+                return (asset.path, RouteResponse(headerFields: fields, body: ByteBuffer(bytes: try contents(of: asset.file))))
             } catch {
-                return (asset.path, .text("duplex serve: demo file \(asset.file) unreadable: \(error)\n", status: 500))
+                return (asset.path, .text("duplex serve: demo file \(asset.file) unreadable: \(error)\n", status: .internalServerError))
             }
         }
     }

@@ -32,7 +32,7 @@ public struct FrameParser {
         self.role = role
         self.allowedReservedBits = allowedReservedBits
         self.maxFrameSize = maxFrameSize
-        self.buffer = ByteBuffer()
+        self.buffer = ByteBuffer.sharedEmpty
         self.walkIndex = buffer.readerIndex
     }
 
@@ -128,7 +128,14 @@ public struct FrameParser {
     public mutating func takePayload() -> ByteBuffer? {
         guard let header = current, buffer.readableBytes >= header.payloadLength else { return nil }
         current = nil
-        return buffer.readSlice(length: header.payloadLength)
+        let payload = buffer.readSlice(length: header.payloadLength)
+        if buffer.readableBytes == 0 {
+            // Everything read is consumed: let go of the read's storage (an idle connection then
+            // holds no receive buffer; the next read is adopted as it comes).
+            buffer = ByteBuffer.sharedEmpty
+            walkIndex = buffer.readerIndex
+        }
+        return payload
     }
 
     /// Payload bytes of the current frame that have arrived so far (already unmasked).
@@ -151,4 +158,10 @@ public struct FrameParser {
         return Frame(fin: header.fin, reservedBits: header.reservedBits, opcode: header.opcode,
                      maskKey: header.maskKey, payload: payload)
     }
+}
+
+extension ByteBuffer {
+    /// One empty buffer for every parser and outbound queue that holds nothing: an idle
+    /// connection allocates no storage until it has bytes (a write copies on write).
+    @usableFromInline static let sharedEmpty = ByteBuffer()
 }

@@ -42,8 +42,8 @@ import Testing
         let types = ["/": "text/html", "/demo/app.js": "text/javascript", "/demo/style.css": "text/css"]
         for (path, type) in types {
             let response = try #require(responses[path], "no route for \(path)")
-            #expect(response.status == 200, "\(path): \(String(buffer: response.body))")
-            #expect(response.headers.first("Content-Type") == "\(type); charset=utf-8")
+            #expect(response.status == .ok, "\(path): \(String(buffer: response.body))")
+            #expect(response.headerFields[.contentType] == "\(type); charset=utf-8")
             #expect(response.body.readableBytes > 0)
         }
         let page = String(buffer: try #require(responses["/"]).body)

@@ -43,17 +43,19 @@ func testLogger(_ label: String = "duplex.test") -> Logger {
 
 /// Starts a server on 127.0.0.1 with a free port, runs `body` with its port, shuts it down.
 func withServer(
-    _ router: Router,
+    _ router: WebSocketRouter,
     webSocket: WebSocketConfiguration = WebSocketConfiguration(),
     tls: TLSConfiguration? = nil,
     handshakeTimeout: TimeAmount = .seconds(10),
     maxHandshakeHeaderBytes: Int = ServerHandshake.defaultMaxHeaderBytes,
+    maxRequestBodyBytes: Int = 1 << 20,
     group: any EventLoopGroup = testLoop,
     _ body: (_ port: Int, _ server: WebSocketServer) async throws -> Void
 ) async throws {
     let server = WebSocketServer(
         configuration: .init(host: "127.0.0.1", port: 0, tls: tls, webSocket: webSocket,
-                             handshakeTimeout: handshakeTimeout, maxHandshakeHeaderBytes: maxHandshakeHeaderBytes),
+                             handshakeTimeout: handshakeTimeout, maxHandshakeHeaderBytes: maxHandshakeHeaderBytes,
+                             maxRequestBodyBytes: maxRequestBodyBytes),
         router: router, group: group, logger: testLogger()
     )
     let address = try await server.start()
@@ -240,7 +242,7 @@ enum WSEvent: Sendable, Equatable, CustomStringConvertible {
 struct HTTPAnswer: Sendable {
     var status: Int
     var statusLine: String
-    var headers: HeaderList
+    var headers: HTTPFields
     var body: String
 }
 
@@ -263,7 +265,6 @@ final class TestClientHandler: ChannelInboundHandler {
     var protocolError: ProtocolError?
     var closed = false
     var sentClose = false
-    var pingsReceived = 0
     var pongsReceived = 0
     /// Whether pongs become events (or are only counted, for floods).
     var recordPongs = true
@@ -275,22 +276,12 @@ final class TestClientHandler: ChannelInboundHandler {
 
     /// Written as soon as the connection is up, from the event loop (the upgrade request).
     private var firstBytes: ByteBuffer?
-    private var ticker: RepeatedTask?
-    /// When the ticker last sent, and when the first close frame arrived.
-    var lastTick: ContinuousClock.Instant?
-    var ticksSent = 0
-    var closeArrived: ContinuousClock.Instant?
 
-    /// Traffic to start from the event loop as soon as the WebSocket is open.
-    private let tickOnOpen: (every: TimeAmount, text: String)?
-
-    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil,
-         tickOnOpen: (every: TimeAmount, text: String)? = nil) {
+    init(expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool, firstBytes: ByteBuffer? = nil) {
         self.expectsUpgrade = expectsUpgrade
         self.autoPong = autoPong
         self.autoCloseReply = autoCloseReply
         self.firstBytes = firstBytes
-        self.tickOnOpen = tickOnOpen
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -308,25 +299,6 @@ final class TestClientHandler: ChannelInboundHandler {
         context.fireChannelActive()
     }
 
-    /// Sends `text` every `interval` from the event loop (traffic that no test task's delay can hold up).
-    func startTicking(every interval: TimeAmount, text: String) {
-        guard let context else { return }
-        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
-        ticker = context.eventLoop.scheduleRepeatedTask(initialDelay: .zero, delay: interval) { _ in
-            let handler = bound.value
-            if !handler.sentClose && !handler.closed {
-                handler.write(.text, ByteBuffer(string: text))
-                handler.lastTick = ContinuousClock.now
-                handler.ticksSent += 1
-            }
-        }
-    }
-
-    func stopTicking() {
-        ticker?.cancel()
-        ticker = nil
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         bytesReceived += bytes.readableBytes
@@ -338,7 +310,6 @@ final class TestClientHandler: ChannelInboundHandler {
             if expectsUpgrade && responseHead == nil, let head = Self.parseHead(&raw) {
                 responseHead = head
                 if head.status == 101 {
-                    if let tick = tickOnOpen { startTicking(every: tick.every, text: tick.text) }
                     parser = FrameParser(role: .client)
                     parser!.append(raw)
                     raw.clear()
@@ -351,7 +322,6 @@ final class TestClientHandler: ChannelInboundHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         closed = true
-        stopTicking()
         notify()
         context.fireChannelInactive()
     }
@@ -375,7 +345,6 @@ final class TestClientHandler: ChannelInboundHandler {
         var payload: [UInt8] { Array(frame.payload.readableBytesView) }
         switch frame.opcode {
         case .ping:
-            pingsReceived += 1
             events.append(.ping(payload))
             if autoPong && !sentClose { write(.pong, frame.payload) }
         case .pong:
@@ -386,7 +355,6 @@ final class TestClientHandler: ChannelInboundHandler {
             let code = p.readInteger(as: UInt16.self)
             let reason = p.readString(length: p.readableBytes) ?? ""
             events.append(.close(code: code, reason: reason))
-            if closeArrived == nil { closeArrived = ContinuousClock.now }
             if autoCloseReply && !sentClose {
                 var reply = ByteBuffer()
                 if let code { reply.writeInteger(code) }
@@ -435,7 +403,7 @@ final class TestClientHandler: ChannelInboundHandler {
         let statusLine = lines.removeFirst()
         let parts = statusLine.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
-        var headers = HeaderList()
+        var headers = HTTPFields()
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers.add(name: String(line[..<colon]),
@@ -486,8 +454,7 @@ final class TestClient: Sendable {
 
     private static func open(port: Int, expectsUpgrade: Bool, autoPong: Bool, autoCloseReply: Bool,
                              tls: NIOSSLContext?, group: any EventLoopGroup, receiveBuffer: Int? = nil,
-                             firstBytes: ByteBuffer? = nil,
-                             tickOnOpen: (every: TimeAmount, text: String)? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
+                             firstBytes: ByteBuffer? = nil) async throws -> (any Channel, NIOLoopBound<TestClientHandler>) {
         let made = NIOLockedValueBox<NIOLoopBound<TestClientHandler>?>(nil)
         var bootstrap = ClientBootstrap(group: group).channelOption(.socketOption(.tcp_nodelay), value: 1)
         if let receiveBuffer {
@@ -501,8 +468,7 @@ final class TestClient: Sendable {
                             try NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
                     }
                     let handler = TestClientHandler(expectsUpgrade: expectsUpgrade, autoPong: autoPong,
-                                                    autoCloseReply: autoCloseReply, firstBytes: firstBytes,
-                                                    tickOnOpen: tickOnOpen)
+                                                    autoCloseReply: autoCloseReply, firstBytes: firstBytes)
                     try channel.pipeline.syncOperations.addHandler(handler)
                     made.withLockedValue { $0 = NIOLoopBound(handler, eventLoop: channel.eventLoop) }
                 }
@@ -527,21 +493,19 @@ final class TestClient: Sendable {
     /// - Throws: ``TestClientError`` when the server does not answer 101 (see ``handshakeAnswer(...)``).
     static func webSocket(
         port: Int, group: any EventLoopGroup = testLoop, path: String = "/echo", subprotocols: [String] = [], origin: String? = nil,
-        extraHeaders: HeaderList = HeaderList(), autoPong: Bool = true, autoCloseReply: Bool = true,
-        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil,
-        tickingOnOpen: (every: TimeAmount, text: String)? = nil
+        extraHeaders: HTTPFields = [:], autoPong: Bool = true, autoCloseReply: Bool = true,
+        tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil
     ) async throws -> TestClient {
-        let handshake = ClientHandshake(host: "127.0.0.1:\(port)", subprotocols: subprotocols, origin: origin,
+        let handshake = ClientHandshake(host: "127.0.0.1:\(port)", path: path, subprotocols: subprotocols, origin: origin,
                                         extraHeaders: extraHeaders)
-        var request = "GET \(path) HTTP/1.1\r\n"
-        for field in handshake.requestHeaders { request += "\(field.name): \(field.value)\r\n" }
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(handshake.request.authority!)\r\n"
+        for field in handshake.request.headerFields { request += "\(field.name): \(field.value)\r\n" }
         request += "\r\n"
         // The request goes out from the event loop as soon as the connection is up.
         let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
                                                 autoCloseReply: autoCloseReply, tls: tls, group: group,
                                                 receiveBuffer: receiveBuffer,
-                                                firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()),
-                                                tickOnOpen: tickingOnOpen)
+                                                firstBytes: ByteBuffer(string: request) + (early ?? ByteBuffer()))
         let client = TestClient(channel: channel, handler: handler, handshake: nil)
         let head = try await client.wait("the handshake response") { h -> HTTPAnswer? in
             if let head = h.responseHead { return head }
@@ -553,7 +517,7 @@ final class TestClient: Sendable {
             throw TestClientError("handshake answered \(head.statusLine)")
         }
         do {
-            _ = try handshake.validate(status: head.status, headers: head.headers)
+            _ = try handshake.validate(HTTPResponse(status: .init(code: head.status), headerFields: head.headers))
         } catch {
             channel.close(promise: nil)
             throw TestClientError("bad handshake response: \(error)")
@@ -609,16 +573,6 @@ final class TestClient: Sendable {
 
     func sendText(_ text: String) async throws { try await sendFrame(.text, ByteBuffer(string: text)) }
 
-    /// Sends `text` every `interval` from the event loop until ``stopTicking()``.
-    func startTicking(every interval: TimeAmount, text: String) async throws {
-        let handler = self.handler
-        try await eventLoop.submit { handler.value.startTicking(every: interval, text: text) }.get()
-    }
-
-    func stopTicking() async throws {
-        let handler = self.handler
-        try await eventLoop.submit { handler.value.stopTicking() }.get()
-    }
     func sendBinary(_ bytes: [UInt8]) async throws { try await sendFrame(.binary, ByteBuffer(bytes: bytes)) }
     func sendPing(_ bytes: [UInt8]) async throws { try await sendFrame(.ping, ByteBuffer(bytes: bytes)) }
 
@@ -685,13 +639,6 @@ final class TestClient: Sendable {
         get async throws {
             let handler = self.handler
             return try await eventLoop.submit { handler.value.closed }.get()
-        }
-    }
-
-    var pingsReceived: Int {
-        get async throws {
-            let handler = self.handler
-            return try await eventLoop.submit { handler.value.pingsReceived }.get()
         }
     }
 
@@ -789,3 +736,25 @@ func runProcess(_ executable: String, _ arguments: [String], timeout: TimeAmount
 /// The repository's root (for scripts and Python clients).
 let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+// MARK: - Header fields by name, as the tests read raw answers
+
+extension HTTPFields {
+    /// Appends a field named by text (a parsed header line).
+    mutating func add(name: String, value: String) {
+        append(HTTPField(name: HTTPField.Name(name)!, value: value))
+    }
+
+    /// The values of the fields named `name`, in order.
+    func values(_ name: String) -> [String] { self[values: HTTPField.Name(name)!] }
+
+    /// The first value of `name`.
+    func first(_ name: String) -> String? { values(name).first }
+
+    /// Whether a comma-separated `name` field holds `token` (case-insensitive).
+    func containsToken(_ token: String, in name: String) -> Bool {
+        values(name).flatMap { $0.split(separator: ",") }.contains {
+            $0.trimmingCharacters(in: .whitespaces).lowercased() == token.lowercased()
+        }
+    }
+}

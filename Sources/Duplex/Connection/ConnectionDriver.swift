@@ -32,8 +32,13 @@ final class ConnectionDriver: WebSocketTransport {
     private var needsFlush = false
     private var flushScheduled = false
     private var transportCloseRequested = false
+    /// Closes the transport if its last bytes are not written in time (see ``closeTransport(after:)``).
+    private var closeWatchdog: Scheduled<Void>?
     private(set) var finished = false
     private var closeWatchers: [(CloseFrame) -> Void] = []
+    private let flusher: LoopFlusher
+    /// The topics this connection subscribes to, with its group in each (made on first subscribe).
+    private(set) var subscriptions: [String: TopicGroup]?
 
     init(connection: Connection, settings: ConnectionSettings, info: ConnectionInfo,
          application: WebSocketApplication, eventLoop: any EventLoop, handlerExecutor: (any TaskExecutor)? = nil) {
@@ -44,6 +49,7 @@ final class ConnectionDriver: WebSocketTransport {
         self.handlerExecutor = handlerExecutor
         self.bridge = ApplicationBridge(application: application)
         self.outbound = OutboundFlow(configuration: settings.configuration)
+        self.flusher = LoopFlusher.of(eventLoop)
     }
 
     var configuration: WebSocketConfiguration { settings.configuration }
@@ -125,6 +131,9 @@ final class ConnectionDriver: WebSocketTransport {
             timers.release(slot: timerSlot)
             self.timers = nil
         }
+        closeWatchdog?.cancel()
+        closeWatchdog = nil
+        unsubscribeAll()
         let result = connection.closeResult
         bridge.finish(result, clean: connection.endedCleanly, driver: self)
         outbound.fail(WebSocketError.closed(result))
@@ -226,16 +235,109 @@ final class ConnectionDriver: WebSocketTransport {
     private func scheduleFlush() {
         guard !flushScheduled else { return }
         flushScheduled = true
-        eventLoop.assumeIsolated().execute { [self] in
-            flushScheduled = false
-            sink?.flush()
-        }
+        flusher.flushSoon(self)
+    }
+
+    /// The end of the loop turn in which this connection wrote outside a read batch.
+    func flushNow() {
+        flushScheduled = false
+        sink?.flush()
     }
 
     private func closeTransport(after bytes: ByteBuffer?) {
         guard !transportCloseRequested, let sink else { return }
         transportCloseRequested = true
         sink.writeAndClose(bytes)
+        // The sink closes once `bytes` are written, and the core arms no timer once it decided to
+        // close (peer's close echoed, protocol error): a peer that stopped reading (full TCP
+        // window) would keep the connection and its buffers forever. Bound the wait by the close
+        // timeout. A task of its own, not the wheel: only closing connections have one.
+        if !finished {
+            closeWatchdog = eventLoop.assumeIsolated().scheduleTask(in: configuration.closeTimeout) { [weak self] in
+                self?.sink?.closeNow()
+            }
+        }
+    }
+
+    // MARK: - Topics
+
+    /// Subscribes this connection to `topic`. Returns false if it already was.
+    /// - Throws: ``WebSocketError/closed(_:)`` once closing (a closed connection is in no topic),
+    ///   ``WebSocketError/topicsUnavailable`` where there are no topics (client connections).
+    func subscribe(to topic: String) throws(WebSocketError) -> Bool {
+        guard let registry = settings.topics else { throw .topicsUnavailable }
+        guard connection.state == .open, !finished else { throw .closed(connection.closeSent ?? connection.closeResult) }
+        if subscriptions?[topic] != nil { return false }
+        let group = registry.subscribe(self, to: topic)
+        subscriptions = subscriptions ?? [:]
+        subscriptions![topic] = group
+        return true
+    }
+
+    /// Unsubscribes this connection from `topic`. Returns false if it was not subscribed.
+    func unsubscribe(from topic: String) -> Bool {
+        guard let registry = settings.topics, let group = subscriptions?.removeValue(forKey: topic) else { return false }
+        registry.unsubscribe(self, from: group)
+        return true
+    }
+
+    private func unsubscribeAll() {
+        guard let registry = settings.topics, let subscribed = subscriptions else { return }
+        subscriptions = nil
+        for group in subscribed.values { registry.unsubscribe(self, from: group) }
+    }
+
+    /// The topics this connection subscribes to.
+    var topics: Set<String> { subscriptions.map { Set($0.keys) } ?? [] }
+
+    /// Publishes to every subscriber of `topic` but this connection. Returns how many it goes to.
+    /// - Throws: ``WebSocketError/topicsUnavailable`` where there are no topics (client connections).
+    func publish(_ frame: SharedFrame, to topic: String) throws(WebSocketError) -> Int {
+        guard let registry = settings.topics else { throw .topicsUnavailable }
+        let count = registry.publish(frame, to: topic, skipping: ObjectIdentifier(self))
+        return subscriptions?[topic] != nil ? count - 1 : count
+    }
+
+    /// A message published to a topic this connection subscribes to, written as:
+    /// - the shared frame's bytes, when nothing transforms this connection's messages;
+    /// - the frame in `encoded` for this connection's ``Connection/sharedEncodingKey``
+    ///   (permessage-deflate without context takeover), compressed by the first such subscriber
+    ///   of this delivery and reused by the others;
+    /// - otherwise its own encoding (permessage-deflate with context takeover compresses per
+    ///   connection).
+    /// Over the hard limit, the backpressure policy applies.
+    func deliverPublished(_ shared: SharedFrame, encoded: inout [AnyHashable: ByteBuffer]) {
+        guard connection.state == .open, let sink else { return }
+        if outbound.overHardLimit(adding: shared.frame.readableBytes, sink: sink) {
+            settings.metrics.messageDropped()
+            if case .close(let code) = configuration.backpressurePolicy {
+                logger.info("closing: a slow subscriber's outbound buffer is over its hard limit",
+                            metadata: ["limit": "\(configuration.outboundHardLimit)"])
+                startClose(code: code, reason: "peer reads too slowly")
+            }
+            return
+        }
+        settings.metrics.messageSent()
+        let frame: ByteBuffer
+        if connection.sendsPlainFrames && configuration.fragmentSize == nil {
+            frame = shared.frame
+        } else if configuration.fragmentSize == nil, let key = connection.sharedEncodingKey {
+            if let ready = encoded[key] {
+                frame = ready
+            } else {
+                guard let made = try? connection.encodeForSharing(shared.opcode, payload: shared.payload) else { return }
+                encoded[key] = made
+                frame = made
+            }
+        } else {
+            try? connection.send(shared.opcode, payload: shared.payload, fragmentSize: configuration.fragmentSize)
+            writeOutbound()
+            return
+        }
+        writeOutbound()  // whatever the core queued first (a pong) goes first
+        settings.metrics.sent(bytes: frame.readableBytes)
+        sink.write(frame)
+        if inReadBatch { needsFlush = true } else { scheduleFlush() }
     }
 
     // MARK: - WebSocketTransport

@@ -16,9 +16,11 @@ final class ConnectionSettings: Sendable {
     let scope: HandlerScope?
     /// The server's count of open WebSockets; nil for clients.
     let live: LiveConnectionCounter?
+    /// The server's topics; nil for clients.
+    let topics: TopicRegistry?
 
     init(role: Role, configuration: WebSocketConfiguration, metrics: WebSocketMetrics, logger: Logger,
-         scope: HandlerScope? = nil, live: LiveConnectionCounter? = nil) {
+         scope: HandlerScope? = nil, live: LiveConnectionCounter? = nil, topics: TopicRegistry? = nil) {
         self.role = role
         self.configuration = configuration
         self.coreConfiguration = configuration.core
@@ -26,6 +28,7 @@ final class ConnectionSettings: Sendable {
         self.logger = logger
         self.scope = scope
         self.live = live
+        self.topics = topics
     }
 
     /// The logger of one connection, with its id.
@@ -41,6 +44,6 @@ final class ConnectionSettings: Sendable {
 struct ConnectionInfo: Sendable {
     var connectionID: UInt64
     var subprotocol: String?
-    var request: WebSocketRequest?
+    var request: RouteRequest?
     var userData: (any Sendable)?
 }

@@ -47,7 +47,10 @@ final class HandlerScope: Sendable {
                            body: @escaping @Sendable (WebSocket) async throws -> Void) -> Job {
         Job(executor: executor) {
             withUnsafeCurrentTask { task in queue.attachConsumerTask(task) }
-            defer { queue.detachConsumerTask() }
+            defer {
+                queue.detachConsumerTask()
+                queue.abandon()  // nobody takes its messages any more: they must not hold reads
+            }
             do {
                 try await body(socket)
                 socket.startClose(code: .normalClosure)

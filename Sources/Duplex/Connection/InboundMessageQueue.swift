@@ -18,6 +18,8 @@ final class InboundMessageQueue: @unchecked Sendable {
     private var waiter: UnsafeContinuation<WebSocketMessage?, any Error>?
     private var ending: (any Error)??
     private var producerPaused = false
+    /// The consumer is gone for good (see ``abandon()``): messages are dropped.
+    private var abandoned = false
     /// Guards the consumer task apart from `lock`: cancelling runs the task's cancellation
     /// handlers at once, and the one of ``next()`` takes `lock`.
     private let taskLock = NIOLock()
@@ -40,6 +42,10 @@ final class InboundMessageQueue: @unchecked Sendable {
     /// producer should stop reading until it is told to resume.
     func yield(_ message: WebSocketMessage) -> Bool {
         lock.lock()
+        if abandoned {
+            lock.unlock()
+            return true
+        }
         if let waiter {
             self.waiter = nil
             lock.unlock()
@@ -74,6 +80,21 @@ final class InboundMessageQueue: @unchecked Sendable {
             consumerCancelled = true
             consumerTask?.cancel()
         }
+    }
+
+    /// The consumer will never ask again (the server's handler returned or threw): the buffered
+    /// messages and those still to come are dropped, and a producer paused by the buffer reads
+    /// again. Without this, a handler that ends with a full buffer holds the connection's reads
+    /// for good, and the peer's answer to the close that follows is never read (the connection
+    /// then ends at the close timeout, uncleanly).
+    func abandon() {
+        lock.lock()
+        abandoned = true
+        buffer.removeAll()
+        let producer = producerPaused ? self.producer : nil
+        producerPaused = false
+        lock.unlock()
+        if let producer { Self.resumeReading(producer) }
     }
 
     // MARK: - The handler task

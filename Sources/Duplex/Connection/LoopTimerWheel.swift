@@ -47,6 +47,13 @@ final class LoopTimerWheel {
         return bound.value
     }
 
+    /// For tests only: how many connections hold a slot on `eventLoop`'s wheel (0 when the loop
+    /// has no wheel: its last connection closed). Call it on `eventLoop`.
+    static func liveConnectionCount(on eventLoop: any EventLoop) -> Int {
+        let bound = wheels.withLockedValue { $0[ObjectIdentifier(eventLoop)] }
+        return bound?.value.liveSlots ?? 0
+    }
+
     // MARK: - Connections
 
     /// Gives `driver` a slot; pass it to ``arm(slot:at:)`` and ``release(slot:)``.

@@ -40,6 +40,15 @@ protocol WebSocketTransport: AnyObject {
 
     /// Calls `body` with the close result once the connection is over (at once if it is).
     func whenClosed(_ body: @escaping (CloseFrame) -> Void)
+
+    /// Subscribes the connection to a topic of its server; false if it already was.
+    func subscribe(to topic: String) throws(WebSocketError) -> Bool
+    /// Unsubscribes the connection from a topic; false if it was not subscribed.
+    func unsubscribe(from topic: String) -> Bool
+    /// The topics the connection subscribes to.
+    var topics: Set<String> { get }
+    /// Publishes to a topic's subscribers but this connection; returns how many it goes to.
+    func publish(_ frame: SharedFrame, to topic: String) throws(WebSocketError) -> Int
 }
 
 /// Someone waiting for the outbound buffer to drain: an async `send` or a future.
