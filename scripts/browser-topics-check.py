@@ -40,9 +40,11 @@ def say(text):
     print(f"browser-check: {text}", flush=True)
 
 
-def http(method, url, body=None, timeout=5.0):
+def http(method, url, body=None, content_type=None, timeout=5.0):
     """(status, body text) of one request; status 0 with the error when there is no answer."""
     request = urllib.request.Request(url, data=body, method=method)
+    if content_type:
+        request.add_header("Content-Type", content_type)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode("utf-8", "replace")
@@ -75,7 +77,7 @@ async def missing_interface(server):
 
     def publish_answer(subscribers):
         """None if POST /publish/topic answers as it should, else what it answered."""
-        status, body = http("POST", f"{server}/publish/{topic}", b"posted")
+        status, body = http("POST", f"{server}/publish/{topic}", b"posted", "text/plain; charset=utf-8")
         answer = json_or_none(body) if status == 200 else None
         if isinstance(answer, dict) and answer.get("topic") == topic and answer.get("subscribers") == subscribers:
             return None
@@ -93,8 +95,8 @@ async def missing_interface(server):
             if not missing:
                 if problem := publish_answer(1):
                     missing.append(problem)
-                elif await asyncio.wait_for(ws.recv(), 5) != "posted":
-                    missing.append(f"POST /publish/{topic} did not reach the topic's subscriber")
+                elif (posted := await asyncio.wait_for(ws.recv(), 5)) != "posted":
+                    missing.append(f"POST /publish/{topic} (text/plain 'posted') reached the subscriber as {posted!r}")
     except asyncio.TimeoutError:
         missing.append(f"WebSocket /topics/{topic}: nothing published back within 5 s")
     except (OSError, websockets.exceptions.WebSocketException) as error:
@@ -281,7 +283,7 @@ async def check_pages(browser, server, room, screenshot):
 
         note = f"the ticker is on topic ticker ({token})"
         body = json.dumps({"type": "chat", "nick": "server", "text": note, "time": int(time.time() * 1000)})
-        status, answer = http("POST", f"{server}/publish/chat.{room}", body.encode())
+        status, answer = http("POST", f"{server}/publish/chat.{room}", body.encode(), "application/json")
         published = json_or_none(answer) if status == 200 else None
         if not (isinstance(published, dict) and published.get("subscribers") == 2):
             raise Failure(f'POST /publish/chat.{room} answered {status} {answer[:80]!r}, want 200 with "subscribers":2')

@@ -45,6 +45,7 @@
         this.show("closed", "failed: " + error.message);
         return;
       }
+      ws.binaryType = "arraybuffer";
       this.ws = ws;
       let openedAt = 0;
       ws.onopen = () => {
@@ -129,7 +130,12 @@
     return node;
   }
 
+  const utf8 = new TextDecoder();
+
+  /// The JSON object in a message, text or binary (POST /publish sends other bodies than JSON
+  /// and text ones as binary), or null.
   function parseJSON(data) {
+    if (data instanceof ArrayBuffer) data = utf8.decode(data);
     if (typeof data !== "string") return null;
     try {
       const value = JSON.parse(data);
@@ -386,7 +392,7 @@
       echoLine("extensions: " + (ws.extensions || "none"));
       ws.send(greeting);
     },
-    message: (data) => echoLine("< " + (typeof data === "string" ? data : `[${data.size ?? data.byteLength} bytes]`)),
+    message: (data) => echoLine("< " + (typeof data === "string" ? data : `[${data.byteLength} bytes]`)),
   });
   links.add(echo);
 
