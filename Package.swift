@@ -57,7 +57,9 @@ let package = Package(
                 "Duplex",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
-            ]
+            ],
+            // The demo app at `/` (index.html, app.js, style.css), read with Bundle.module.
+            resources: [.copy("Resources")]
         ),
         // Side-by-side micro-benchmarks of DuplexCore against SwiftNIO's NIOWebSocket.
         .executableTarget(

@@ -119,7 +119,7 @@ struct Serve: AsyncParsableCommand {
         router.webSocket("/echo", WebSocketEndpoint(extensions: extensions, callbacks: WebSocketCallbacks(onMessage: { ws, data in
             ws.send(data)
         })))
-        router.get("/") { _ in .html(DemoPage.html) }
+        DemoPage.register(in: &router)
         return router
     }
 }
