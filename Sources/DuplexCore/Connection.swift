@@ -80,9 +80,9 @@ public struct Connection {
 
     @usableFromInline var parser: FrameParser
     @usableFromInline var outbound: ByteBuffer
-    let extensions: [any WebSocketExtension]
+    @usableFromInline let extensions: [any WebSocketExtension]
     /// Deadlines, outstanding pings and timer decisions (see ConnectionTimers.swift).
-    var timers = ConnectionTimers()
+    @usableFromInline var timers = ConnectionTimers()
 
     // The message being received.
     var messageOpcode: Opcode?
@@ -403,7 +403,7 @@ public struct Connection {
     /// one plain, unmasked frame of its payload: server role, no extension that transforms
     /// messages. Then a frame built once can be written for this connection as it is, which is
     /// how a topic's fan-out shares one frame between its subscribers.
-    public var sendsPlainFrames: Bool { role == .server && extensions.isEmpty }
+    @inlinable public var sendsPlainFrames: Bool { role == .server && extensions.isEmpty }
 
     /// For a connection whose extension encodes each message on its own (permessage-deflate
     /// without context takeover on this side): a key shared by every connection that encodes a
@@ -428,7 +428,7 @@ public struct Connection {
     }
 
     /// True when bytes are waiting to be written.
-    public var hasOutbound: Bool { outbound.readableBytes > 0 }
+    @inlinable public var hasOutbound: Bool { outbound.readableBytes > 0 }
 
     /// The bytes to write to the transport, in order; nil when there are none.
     public mutating func takeOutbound() -> ByteBuffer? {
@@ -444,7 +444,7 @@ public struct Connection {
     /// with ``PongTimeoutAction/dropTransport``).
     /// A client that completed a normal close waits for the server to close first (RFC 6455 §7.1.1)
     /// and closes itself only when its close timeout fires.
-    public var shouldCloseTransport: Bool {
+    @inlinable public var shouldCloseTransport: Bool {
         (state == .closed && (role == .server || failure != nil)) || timers.mustCloseTransport
     }
 

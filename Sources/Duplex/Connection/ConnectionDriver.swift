@@ -37,6 +37,11 @@ final class ConnectionDriver: WebSocketTransport {
     private(set) var finished = false
     private var closeWatchers: [(CloseFrame) -> Void] = []
     private let flusher: LoopFlusher
+    /// A published frame can be written as it is (see ``deliverPublished(_:encoded:)``): fixed
+    /// for the connection's life, so asked of the core once.
+    private let writesSharedFrames: Bool
+    /// The key under which subscribers share an encoded frame; nil when they cannot.
+    private let sharingKey: AnyHashable?
     /// Application pings waiting for their pong (``pingForRoundTrip(_:_:)``), oldest first.
     private var pingWaiters: [PingWaiter] = []
     /// The topics this connection subscribes to, with its group in each (made on first subscribe).
@@ -52,6 +57,9 @@ final class ConnectionDriver: WebSocketTransport {
         self.bridge = ApplicationBridge(application: application)
         self.outbound = OutboundFlow(configuration: settings.configuration)
         self.flusher = LoopFlusher.of(eventLoop)
+        let whole = settings.configuration.fragmentSize == nil
+        self.writesSharedFrames = whole && connection.sendsPlainFrames
+        self.sharingKey = whole ? connection.sharedEncodingKey : nil
     }
 
     var configuration: WebSocketConfiguration { settings.configuration }
@@ -335,9 +343,9 @@ final class ConnectionDriver: WebSocketTransport {
         }
         settings.metrics.messageSent()
         let frame: ByteBuffer
-        if connection.sendsPlainFrames && configuration.fragmentSize == nil {
+        if writesSharedFrames {
             frame = shared.frame
-        } else if configuration.fragmentSize == nil, let key = connection.sharedEncodingKey {
+        } else if let key = sharingKey {
             if let ready = encoded[key] {
                 frame = ready
             } else {
