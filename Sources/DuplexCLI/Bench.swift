@@ -12,14 +12,14 @@ import Darwin
 /// higher-level client) so that they cost little per message.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generators: echo round trips (the default subcommand).",
+        abstract: "Load generators: echo round trips (the default subcommand) and pub/sub fan-out.",
         discussion: """
             `duplex bench URL ...` is `duplex bench echo URL ...`.
 
             Only ws:// (no TLS): run it on the same machine as the server, over loopback, pinned to another \
             CPU than the server (taskset) so that the server is the bottleneck.
             """,
-        subcommands: [BenchEcho.self],
+        subcommands: [BenchEcho.self, BenchFanout.self],
         defaultSubcommand: BenchEcho.self
     )
 }
@@ -170,14 +170,19 @@ struct BenchEcho: AsyncParsableCommand {
 extension Bench {
     // MARK: - Helpers
 
-    /// Raises the soft open-file limit to the hard one; returns the soft limit now in force.
-    static func raiseFileLimit() -> rlim_t {
+    /// Raises the soft open-file limit to the hard one, and both to `wanted` if that is more and
+    /// the process may (root); returns the soft limit now in force.
+    static func raiseFileLimit(wanted: Int = 0) -> rlim_t {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
         if limit.rlim_cur < limit.rlim_max {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
             _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        if wanted > 0, limit.rlim_cur < rlim_t(wanted) {
+            var more = rlimit(rlim_cur: rlim_t(wanted), rlim_max: max(limit.rlim_max, rlim_t(wanted)))
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &more) == 0 { limit = more }
         }
         return limit.rlim_cur
     }
