@@ -2,18 +2,21 @@
 //
 // Input: text. The first line is the request line (`METHOD URI HTTP/x.y`) when it has no
 // colon; the other lines (split at CRLF) are `name: value` fields (a line without a colon
-// is a name with an empty value).
+// is a name with an empty value; a line whose name is not a valid field name is dropped, as
+// NIO's HTTPTypes bridge drops it). As over HTTP/1.1, the first Host field is the request's
+// authority; a method that is not a token skips the server's checks.
 // Checks:
 // - ServerHandshake.validate (with a 2 KiB header limit) never crashes; a request that
-//   validates has GET, HTTP/1.1+, one non-empty Host, the upgrade tokens, version 13 and
+//   validates has GET, HTTP/1.1+, one non-empty Host (the authority, no Host field left), the upgrade tokens, version 13 and
 //   exactly one Sec-WebSocket-Key field whose value is a valid key; its 101 response (with
 //   permessage-deflate and the first subprotocol accepted) satisfies a ClientHandshake with
 //   the same key, and the two negotiated deflate codecs interoperate;
 // - ExtensionOffer.parse on each value: what parses, serialized, parses back the same; the
 //   permessage-deflate parameters of each element round-trip through `element`;
-// - ClientHandshake.validate(status: 101, headers:) with a fixed key (accept
+// - ClientHandshake.validate on a 101 with those fields and a fixed key (accept
 //   s3pPLMBiTxaQ9kYGzzhZRbK+xOo=) never crashes; a response it accepts has exactly one
 //   correct Sec-WebSocket-Accept and no unoffered subprotocol or extension.
+import HTTPTypes
 import NIOCore
 
 let fixedKey = "dGhlIHNhbXBsZSBub25jZQ=="
@@ -64,33 +67,32 @@ func checkExtensionValue(_ value: String) {
     }
 }
 
-func checkServer(_ request: ServerHandshake.Request) {
-    let result = ServerHandshake.validate(request, maxHeaderBytes: 2048)
+func checkServer(_ request: HTTPRequest, version: (major: Int, minor: Int)) {
+    let result = ServerHandshake.validate(request, httpVersion: version, maxHeaderBytes: 2048)
     let upgrade: ServerHandshake.UpgradeRequest
     switch result {
     case .failure(let error):
         _ = ServerHandshake.rejection(for: error)
-        fuzzCheck([400, 405, 426, 431].contains(error.status), "status \(error.status)")
+        fuzzCheck([400, 405, 426, 431].contains(error.status.code), "status \(error.status)")
         _ = error.description
         return
     case .success(let value):
         upgrade = value
     }
-    let headers = request.headers
-    fuzzCheck(request.method == "GET", "method \(request.method) accepted")
-    fuzzCheck(request.versionMajor > 1 || request.versionMajor == 1 && request.versionMinor >= 1, "HTTP version accepted")
-    let keys = headers.values("Sec-WebSocket-Key")
+    let headers = request.headerFields
+    fuzzCheck(request.method == .get, "method \(request.method) accepted")
+    fuzzCheck(version.major > 1 || version.major == 1 && version.minor >= 1, "HTTP version accepted")
+    let keys = headers[values: .secWebSocketKey]
     fuzzCheck(keys.count == 1, "\(keys.count) Sec-WebSocket-Key fields accepted")
     fuzzCheck(looksLikeKey(upgrade.key) && upgrade.key == keys[0].trimmingHTTPWhitespace(),
               "invalid key \(upgrade.key) accepted")
-    fuzzCheck(headers.values("Host").count == 1 && !upgrade.host.isEmpty, "Host not unique")
+    fuzzCheck(headers[values: .hostField].isEmpty && !upgrade.host.isEmpty, "Host not unique")
     fuzzCheck(ServerHandshake.isUpgradeRequest(headers), "not an upgrade request")
-    fuzzCheck(headers.elements("Sec-WebSocket-Version") == ["13"], "version accepted")
-    fuzzCheck(headers.wireSize <= 2048, "header limit")
+    fuzzCheck(headers.elements(.secWebSocketVersion) == ["13"], "version accepted")
+    fuzzCheck(ServerHandshake.headerBytes(request) <= 2048, "header limit")
     fuzzCheck(upgrade.subprotocols.allSatisfy(HTTPToken.isToken), "subprotocol not a token")
     _ = upgrade.origin
-    _ = request.path
-    _ = request.query
+    _ = ServerHandshake.asksToSwitchProtocols(request)
 
     // Accept it and check the response from the client's side.
     let subprotocol = upgrade.subprotocols.first
@@ -100,9 +102,9 @@ func checkServer(_ request: ServerHandshake.Request) {
                                  extensions: [PerMessageDeflate.ClientNegotiator()], key: upgrade.key)
     let agreed: ClientHandshake.Result
     do {
-        agreed = try client.validate(status: 101, headers: acceptance.headers)
+        agreed = try client.validate(HTTPResponse(status: .switchingProtocols, headerFields: acceptance.headerFields))
     } catch {
-        fuzzFail("the client rejects the server's response \(acceptance.headers): \(error)")
+        fuzzFail("the client rejects the server's response \(acceptance.headerFields): \(error)")
     }
     fuzzCheck(agreed.subprotocol == subprotocol, "subprotocol \(String(describing: agreed.subprotocol)) != \(String(describing: subprotocol))")
     fuzzCheck(agreed.extensions.count == acceptance.extensions.count, "extensions differ")
@@ -125,17 +127,17 @@ func exchange(_ message: ByteBuffer, from sender: any WebSocketExtension, to rec
     }
 }
 
-func checkClient(_ headers: HeaderList) {
+func checkClient(_ headers: HTTPFields) {
     let client = ClientHandshake(host: "example.com", subprotocols: ["chat", "superchat"],
                                  extensions: [PerMessageDeflate.ClientNegotiator()], key: fixedKey)
     let result: ClientHandshake.Result
     do {
-        result = try client.validate(status: 101, headers: headers)
+        result = try client.validate(HTTPResponse(status: .switchingProtocols, headerFields: headers))
     } catch {
         _ = error.description
         return
     }
-    let accepts = headers.values("Sec-WebSocket-Accept")
+    let accepts = headers[values: .secWebSocketAccept]
     fuzzCheck(accepts.count == 1 && accepts[0].trimmingHTTPWhitespace() == fixedAccept, "accept \(accepts) accepted")
     if let subprotocol = result.subprotocol { fuzzCheck(["chat", "superchat"].contains(subprotocol), "subprotocol \(subprotocol)") }
     fuzzCheck(result.extensions.count <= 1, "\(result.extensions.count) extensions")
@@ -159,16 +161,20 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
             minor = numbers.count > 1 ? Int(numbers[1]) ?? 0 : 0
         }
     }
-    var headers = HeaderList()
+    var headers = HTTPFields()
     for line in lines where !line.isEmpty {
-        if let colon = line.firstIndex(of: ":") {
-            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...]))
-        } else {
-            headers.add(name: line, value: "")
-        }
+        let colon = line.firstIndex(of: ":")
+        guard let name = HTTPField.Name(String(line[..<(colon ?? line.endIndex)])) else { continue }
+        headers.append(HTTPField(name: name, value: colon.map { String(line[line.index(after: $0)...]) } ?? ""))
     }
     for field in headers { checkExtensionValue(field.value) }
-    checkServer(ServerHandshake.Request(method: method, uri: uri, versionMajor: major, versionMinor: minor, headers: headers))
     checkClient(headers)
+    // Over HTTP/1.1 the first Host field is the authority.
+    var fields = headers
+    let authority = fields.firstIndex { $0.name == .hostField }.map { fields.remove(at: $0).value }
+    if let method = HTTPRequest.Method(method) {
+        let request = HTTPRequest(method: method, scheme: nil, authority: authority, path: uri, headerFields: fields)
+        checkServer(request, version: (major, minor))
+    }
     return 0
 }

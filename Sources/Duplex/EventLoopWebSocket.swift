@@ -38,8 +38,9 @@ public struct EventLoopWebSocket {
 
     /// The subprotocol agreed in the opening handshake, if any.
     public var subprotocol: String? { driver.info.subprotocol }
-    /// The HTTP request that opened the connection (server side).
-    public var request: WebSocketRequest? { driver.info.request }
+    /// The upgrade request that opened the connection, with the endpoint's path parameters
+    /// (server side; nil on a client).
+    public var request: RouteRequest? { driver.info.request }
     /// Data the server's upgrade hook attached to this connection.
     public var userData: (any Sendable)? { driver.info.userData }
 

@@ -24,8 +24,9 @@ public final class WebSocket: Sendable {
     public let eventLoop: any EventLoop
     /// The subprotocol agreed in the opening handshake, if any.
     public let subprotocol: String?
-    /// The HTTP request that opened the connection (server side).
-    public let request: WebSocketRequest?
+    /// The upgrade request that opened the connection, with the endpoint's path parameters
+    /// (server side; nil on a client).
+    public let request: RouteRequest?
     /// Data the server's upgrade hook attached to this connection.
     public let userData: (any Sendable)?
     /// The connection's logger (with its `connection_id`), made when asked for: a logger with
@@ -188,15 +189,4 @@ public struct WebSocketMessages: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: queue, socket: socket) }
-}
-
-/// The HTTP request that opened a server-side connection.
-public struct WebSocketRequest: Sendable {
-    /// The request target, e.g. `/chat?room=1`.
-    public var uri: String
-    public var path: String
-    public var query: String?
-    public var headers: HeaderList
-    /// The peer's address.
-    public var remoteAddress: SocketAddress?
 }

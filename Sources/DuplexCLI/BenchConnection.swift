@@ -1,4 +1,5 @@
 import DuplexCore
+import HTTPTypes
 import NIOCore
 
 /// Where every connection of a run connects, and the largest frame it accepts.
@@ -82,7 +83,8 @@ class BenchConnection: ChannelInboundHandler {
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
         var request = "GET \(endpoint.path) HTTP/1.1\r\n"
-        for field in handshake.requestHeaders { request += "\(field.name): \(field.value)\r\n" }
+        request += "Host: \(handshake.request.authority ?? "")\r\n"
+        for field in handshake.request.headerFields { request += "\(field.name): \(field.value)\r\n" }
         request += "\r\n"
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
         context.fireChannelActive()
@@ -142,17 +144,17 @@ class BenchConnection: ChannelInboundHandler {
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true).makeIterator()
         let statusLine = lines.next() ?? ""
         let parts = statusLine.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else {
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]), (100...999).contains(status) else {
             failHandshake("bad status line \(statusLine)", context: context)
             return
         }
-        var headers = HeaderList()
+        var headers = HTTPFields()
         while let line = lines.next() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].trimmingHTTPWhitespace()))
+            guard let colon = line.firstIndex(of: ":"), let name = HTTPField.Name(String(line[..<colon])) else { continue }
+            headers.append(HTTPField(name: name, value: String(line[line.index(after: colon)...].trimmingHTTPWhitespace())))
         }
         do {
-            let result = try handshake.validate(status: status, headers: headers)
+            let result = try handshake.validate(HTTPResponse(status: .init(code: status), headerFields: headers))
             connection = Connection(
                 role: .client,
                 configuration: connection.configuration,

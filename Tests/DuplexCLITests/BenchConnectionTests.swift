@@ -10,7 +10,7 @@ import Testing
 @Suite struct BenchConnectionTests {
     /// Starts a server with `endpoint` at `/s` on 127.0.0.1, runs `body` with a bench endpoint for it.
     static func withServer(_ endpoint: WebSocketEndpoint, _ body: (BenchEndpoint) async throws -> Void) async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/s", endpoint)
         let server = WebSocketServer(configuration: .init(host: "127.0.0.1", port: 0), router: router)
         let port = try #require(try await server.start().port)

@@ -8,7 +8,7 @@ import Testing
     /// 20 subscribers × 200 msg/s for 1 s through a `/topics/bench` endpoint that subscribes every
     /// connection to "bench" and publishes every message to it, the sender included.
     @Test func fanoutThroughATopicLosesNothing() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/topics/bench", TopicTests.roomEndpoint(topic: "bench"))
         try await withServer(router) { port, server in
             let outcome = try await ClientCLITests.duplex([

@@ -298,10 +298,15 @@ final class ConnectionDriver: WebSocketTransport {
         return subscriptions?[topic] != nil ? count - 1 : count
     }
 
-    /// A message published to a topic this connection subscribes to: the shared frame's bytes
-    /// as they are when nothing transforms this connection's messages, the core's own encoding
-    /// (permessage-deflate) otherwise. Over the hard limit, the backpressure policy applies.
-    func deliverPublished(_ shared: SharedFrame) {
+    /// A message published to a topic this connection subscribes to, written as:
+    /// - the shared frame's bytes, when nothing transforms this connection's messages;
+    /// - the frame in `encoded` for this connection's ``Connection/sharedEncodingKey``
+    ///   (permessage-deflate without context takeover), compressed by the first such subscriber
+    ///   of this delivery and reused by the others;
+    /// - otherwise its own encoding (permessage-deflate with context takeover compresses per
+    ///   connection).
+    /// Over the hard limit, the backpressure policy applies.
+    func deliverPublished(_ shared: SharedFrame, encoded: inout [AnyHashable: ByteBuffer]) {
         guard connection.state == .open, let sink else { return }
         if outbound.overHardLimit(adding: shared.frame.readableBytes, sink: sink) {
             settings.metrics.messageDropped()
@@ -313,14 +318,25 @@ final class ConnectionDriver: WebSocketTransport {
             return
         }
         settings.metrics.messageSent()
-        guard connection.sendsPlainFrames, configuration.fragmentSize == nil else {
+        let frame: ByteBuffer
+        if connection.sendsPlainFrames && configuration.fragmentSize == nil {
+            frame = shared.frame
+        } else if configuration.fragmentSize == nil, let key = connection.sharedEncodingKey {
+            if let ready = encoded[key] {
+                frame = ready
+            } else {
+                guard let made = try? connection.encodeForSharing(shared.opcode, payload: shared.payload) else { return }
+                encoded[key] = made
+                frame = made
+            }
+        } else {
             try? connection.send(shared.opcode, payload: shared.payload, fragmentSize: configuration.fragmentSize)
             writeOutbound()
             return
         }
         writeOutbound()  // whatever the core queued first (a pong) goes first
-        settings.metrics.sent(bytes: shared.frame.readableBytes)
-        sink.write(shared.frame)
+        settings.metrics.sent(bytes: frame.readableBytes)
+        sink.write(frame)
         if inReadBatch { needsFlush = true } else { scheduleFlush() }
     }
 

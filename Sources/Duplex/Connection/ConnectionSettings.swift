@@ -44,6 +44,6 @@ final class ConnectionSettings: Sendable {
 struct ConnectionInfo: Sendable {
     var connectionID: UInt64
     var subprotocol: String?
-    var request: WebSocketRequest?
+    var request: RouteRequest?
     var userData: (any Sendable)?
 }
