@@ -97,7 +97,7 @@ struct BenchFanout: AsyncParsableCommand {
         subscribers: MultiThreadedEventLoopGroup, publisher: MultiThreadedEventLoopGroup, out: BenchOutput
     ) async throws -> FanoutReport {
         let loops = try await BenchLoops(group: subscribers) { FanoutLoop() }
-        let publisherLoops = try await BenchLoops(group: publisher) { BenchLoop() }
+        let publisherLoops = try await BenchLoops(group: publisher) { PublisherLoop() }
         out.line("duplex bench fanout: \(url), \(connections) subscribers, \(options.threads) event loop(s);"
                  + " publisher \(publishURL ?? url), \(Bench.fixed(rate, rate < 10 ? 2 : 0)) msg/s of \(Bench.formatSize(size))")
 
@@ -129,9 +129,7 @@ struct BenchFanout: AsyncParsableCommand {
         loops.forEach { $0.start(windowFrom: windowFrom, windowTo: windowTo) }
         publisherLoops.forEach { loop in
             loop.running = true
-            for case let publisher as PublisherConnection in loop.connections.values {
-                publisher.publish(start: start, realtime: realtime, windowStart: windowStart, end: windowEnd)
-            }
+            loop.publisher?.publish(start: start, realtime: realtime, windowStart: windowStart, end: windowEnd)
         }
 
         var windowOpen = false
@@ -163,15 +161,15 @@ struct BenchFanout: AsyncParsableCommand {
         let cpu = (Bench.cpuSeconds() - cpuStart.cpu) / max(Double(BenchClock.now() - cpuStart.at) / 1e9, 1e-9)
 
         // The publisher stops at the end of the window; then the subscribers get the rest.
-        var stats = PublisherStats()
+        func publisherStats() async throws -> PublisherStats {
+            try await publisherLoops.collect { $0.publisher?.stats ?? PublisherStats() }[0]
+        }
         let drainEnd = BenchClock.now() &+ UInt64(Self.drainSeconds * 1e9)
-        repeat {
-            stats = try await publisherLoops.collect { loop in
-                loop.connections.values.lazy.compactMap { ($0 as? PublisherConnection)?.stats }.first ?? PublisherStats()
-            }[0]
-            if stats.finished || BenchClock.now() >= drainEnd { break }
+        var stats = try await publisherStats()
+        while !stats.finished, BenchClock.now() < drainEnd {
             try await Task.sleep(nanoseconds: 10_000_000)
-        } while true
+            stats = try await publisherStats()
+        }
         let published = stats.sent
         while BenchClock.now() < drainEnd {
             let caughtUp = try await loops.collect { $0.caughtUp(published: published) }
@@ -179,6 +177,7 @@ struct BenchFanout: AsyncParsableCommand {
             try await Task.sleep(nanoseconds: 20_000_000)
         }
         let whole = FanoutSnapshot.merged(try await loops.collect { $0.finish(published: published) })
+        stats.received = try await publisherStats().received
         await publisherLoops.closeAll()
         await loops.closeAll()
         return FanoutReport(

@@ -56,10 +56,14 @@ final class PublisherConnection: BenchConnection {
     private var slot: UInt64 = 0
     private var timer: Scheduled<Void>?
 
-    init(endpoint: BenchEndpoint, workload: PublishWorkload, loop: BenchLoop, upgraded: EventLoopPromise<Void>,
+    init(endpoint: BenchEndpoint, workload: PublishWorkload, loop: PublisherLoop, upgraded: EventLoopPromise<Void>,
          eventLoop: any EventLoop) {
         self.workload = workload
         super.init(endpoint: endpoint, loop: loop, upgraded: upgraded, eventLoop: eventLoop)
+    }
+
+    override func opened() {
+        (loop as? PublisherLoop)?.publisher = self
     }
 
     /// Publishes from `start` (monotonic ns; `realtime` is the same instant on CLOCK_REALTIME)
@@ -128,4 +132,9 @@ final class PublisherConnection: BenchConnection {
         finish()
         return super.close()
     }
+}
+
+/// The publisher's loop: the publisher, also once the server has closed it.
+final class PublisherLoop: BenchLoop {
+    var publisher: PublisherConnection?
 }
