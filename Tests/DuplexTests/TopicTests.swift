@@ -8,17 +8,17 @@ import Testing
 /// Topics: subscribe, unsubscribe, publish from anywhere, fan-out across event loops, slow
 /// subscribers, the transition hook.
 @Suite struct TopicTests {
-    /// A room: a connection to `/room` subscribes to "room"; each message it sends goes to every
+    /// A room: a connection to `/room` subscribes to `topic`; each message it sends goes to every
     /// subscriber, itself included (publish to the others, send to itself).
-    static func roomEndpoint(_ configuration: WebSocketConfiguration = quietConfiguration(),
+    static func roomEndpoint(_ configuration: WebSocketConfiguration = quietConfiguration(), topic: String = "room",
                              closes: Mailbox<CloseFrame>? = nil, opened: Counter? = nil) -> WebSocketEndpoint {
         WebSocketEndpoint(configuration: configuration, callbacks: WebSocketCallbacks(
             onOpen: { ws in
-                _ = try? ws.subscribe(to: "room")
+                _ = try? ws.subscribe(to: topic)
                 opened?.increment()
             },
             onMessage: { ws, data in
-                _ = try? ws.publish(data, to: "room")
+                _ = try? ws.publish(data, to: topic)
                 ws.send(data)
             },
             onClose: { _, frame in closes?.put(frame) }
