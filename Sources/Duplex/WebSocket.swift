@@ -25,7 +25,9 @@ public final class WebSocket: Sendable {
     /// The subprotocol agreed in the opening handshake, if any.
     public let subprotocol: String?
     /// The upgrade request that opened the connection, with the endpoint's path parameters
-    /// (server side; nil on a client).
+    /// (server side; nil on a client). Made from the request head the connection keeps, on
+    /// every read: read it once per connection, not per message (carry what a handler needs
+    /// per message in `userData`).
     public var request: RouteRequest? { openingRequest?.routeRequest() }
     private let openingRequest: OpeningRequest?
     /// Data the server's upgrade hook attached to this connection.

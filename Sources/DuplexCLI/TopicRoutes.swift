@@ -36,15 +36,17 @@ enum TopicRoutes {
                 guard let name = request.parameters["name"], isValidName(name) else {
                     return .reject(status: .badRequest, reason: "topic names are 1-128 characters of A-Z a-z 0-9 . _ : -")
                 }
-                return .accept()
+                // The topic travels as the connection's userData: `ws.request` rebuilds the whole
+                // request on every read, too much for every message.
+                return .accept(userData: name)
             },
             callbacks: WebSocketCallbacks(
                 onOpen: { ws in
-                    guard let name = ws.request?.parameters["name"] else { return }
+                    guard let name = ws.userData as? String else { return }
                     _ = try? ws.subscribe(to: name)
                 },
                 onMessage: { ws, data in
-                    guard let name = ws.request?.parameters["name"] else { return }
+                    guard let name = ws.userData as? String else { return }
                     // To every other subscriber with one shared frame, and to the sender itself.
                     _ = try? ws.publish(data, to: name)
                     ws.send(data)

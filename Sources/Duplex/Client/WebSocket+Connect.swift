@@ -135,8 +135,9 @@ extension WebSocket {
         if var callbacks {
             let onOpen = callbacks.onOpen
             callbacks.onOpen = { ws in
-                promise.succeed(ws.socket)
+                // The caller's `connect` returns once its own onOpen has run, as documented.
                 onOpen(ws)
+                promise.succeed(ws.socket)
             }
             application = .callbacks(callbacks)
         } else {

@@ -332,15 +332,7 @@ final class ConnectionDriver: WebSocketTransport {
     /// Over the hard limit, the backpressure policy applies.
     func deliverPublished(_ shared: SharedFrame, encoded: inout [AnyHashable: ByteBuffer]) {
         guard connection.state == .open, let sink else { return }
-        if outbound.overHardLimit(adding: shared.frame.readableBytes, sink: sink) {
-            settings.metrics.messageDropped()
-            if case .close(let code) = configuration.backpressurePolicy {
-                logger.info("closing: a slow subscriber's outbound buffer is over its hard limit",
-                            metadata: ["limit": "\(configuration.outboundHardLimit)"])
-                startClose(code: code, reason: "peer reads too slowly")
-            }
-            return
-        }
+        if refusesOverHardLimit(adding: shared.frame.readableBytes, sink: sink) { return }
         settings.metrics.messageSent()
         let frame: ByteBuffer
         if writesSharedFrames {
@@ -364,18 +356,25 @@ final class ConnectionDriver: WebSocketTransport {
         if inReadBatch { needsFlush = true } else { scheduleFlush() }
     }
 
+    /// The backpressure policy for a message of `size` bytes that would take the outbound buffer
+    /// over its hard limit (a send or a published message alike): counted as dropped, and with
+    /// the `.close` policy the closing handshake starts. Returns whether the message is refused.
+    private func refusesOverHardLimit(adding size: Int, sink: any FrameSink) -> Bool {
+        guard outbound.overHardLimit(adding: size, sink: sink) else { return false }
+        settings.metrics.messageDropped()
+        if case .close(let code) = configuration.backpressurePolicy {
+            logger.info("closing: outbound buffer over its hard limit (the peer reads too slowly)",
+                        metadata: ["limit": "\(configuration.outboundHardLimit)"])
+            startClose(code: code, reason: "peer reads too slowly")
+        }
+        return true
+    }
+
     // MARK: - WebSocketTransport
 
     func send(_ opcode: Opcode, _ payload: ByteBuffer) -> SendResult {
         guard connection.state == .open, let sink else { return .dropped }
-        if outbound.overHardLimit(adding: payload.readableBytes, sink: sink) {
-            settings.metrics.messageDropped()
-            if case .close(let code) = configuration.backpressurePolicy {
-                logger.info("closing: outbound buffer over its hard limit", metadata: ["limit": "\(configuration.outboundHardLimit)"])
-                startClose(code: code, reason: "peer reads too slowly")
-            }
-            return .dropped
-        }
+        if refusesOverHardLimit(adding: payload.readableBytes, sink: sink) { return .dropped }
         do {
             try connection.send(opcode, payload: payload, fragmentSize: configuration.fragmentSize)
         } catch {
