@@ -38,6 +38,13 @@ public struct WebSocketConfiguration: Sendable {
     /// Split outgoing messages into frames of at most this many payload bytes; nil sends each
     /// message as one frame. Default: nil.
     public var fragmentSize: Int?
+    /// Something to call for every ping and pong the connection receives, on the connection's
+    /// event loop; nil (the default) calls nothing. Not an `init` parameter: set it on a value.
+    ///
+    /// For tools and diagnostics (`duplex connect --show-control` prints them): the connection
+    /// answers pings and matches pongs to ``WebSocket/ping(_:)`` by itself either way. The
+    /// closure runs on the event loop, so it must not block.
+    public var onControlFrame: (@Sendable (ReceivedControlFrame) -> Void)?
 
     /// What a connection does when the peer fails to answer a keepalive ping in time.
     public enum TimeoutAction: Sendable, Hashable {
