@@ -119,6 +119,34 @@ let package = Package(
         ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
+        // Examples/ (README there): each builds with the package and has its tests in ExamplesTests.
+        .executableTarget(
+            name: "chat-rooms",
+            dependencies: [
+                "Duplex",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/ChatRooms"
+        ),
+        .executableTarget(
+            name: "ticker-publisher",
+            dependencies: [
+                "Duplex",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/TickerPublisher"
+        ),
+        .executableTarget(
+            name: "reconnecting-client",
+            dependencies: ["Duplex", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Examples/ReconnectingClient"
+        ),
+        .testTarget(
+            name: "ExamplesTests",
+            dependencies: ["chat-rooms", "ticker-publisher", "Duplex"]
+        ),
         .testTarget(
             name: "DuplexCoreTests",
             dependencies: ["DuplexCore", .product(name: "HTTPTypes", package: "swift-http-types")]
