@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Prometheus
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -42,6 +43,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
     @Option(help: "Seconds between the simulated ticker's prices on topic `ticker` (0 turns it off).")
     var tickerInterval = 0.5
+    @Flag(help: "Serve Prometheus metrics at GET /metrics (swift-prometheus as the swift-metrics backend).")
+    var metrics = false
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -63,6 +66,8 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "duplex.serve")
+        // Before the server exists: its metrics bind to the backend when they are made.
+        let registry = metrics ? MetricsRoute.bootstrap() : nil
 
         let webSocket = WebSocketConfiguration(
             limits: Limits(maxFrameSize: maxFrameSize, maxMessageSize: maxMessageSize),
@@ -81,7 +86,7 @@ struct Serve: AsyncParsableCommand {
             configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
                                  handshakeTimeout: .seconds(handshakeTimeout)),
             router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
-                                server: reference),
+                                server: reference, metrics: registry),
             group: eventLoops,
             logger: logger
         )
@@ -95,6 +100,7 @@ struct Serve: AsyncParsableCommand {
         print("duplex serve: echo endpoint \(wsScheme)://\(authority)/echo")
         print("duplex serve: topics \(wsScheme)://\(authority)/topics/NAME, POST \(scheme)://\(authority)/publish/NAME, GET \(scheme)://\(authority)/topics")
         print("duplex serve: health check \(scheme)://\(authority)/healthz")
+        if registry != nil { print("duplex serve: Prometheus metrics \(scheme)://\(authority)/metrics") }
         fflush(nil)  // all streams: the URLs must show at once in a pipe too
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
         if tickerInterval > 0 {
@@ -113,8 +119,10 @@ struct Serve: AsyncParsableCommand {
         )
     }
 
-    static func router(extensions: [any ServerExtensionNegotiator] = [], server: ServerReference = ServerReference()) -> WebSocketRouter {
+    static func router(extensions: [any ServerExtensionNegotiator] = [], server: ServerReference = ServerReference(),
+                       metrics: PrometheusCollectorRegistry? = nil) -> WebSocketRouter {
         var router = WebSocketRouter()
+        if let metrics { MetricsRoute.register(on: &router, registry: metrics) }
         TopicRoutes.register(on: &router, server: server, extensions: extensions)
         router.webSocket("/echo", WebSocketEndpoint(extensions: extensions, callbacks: WebSocketCallbacks(onMessage: { ws, data in
             ws.send(data)

@@ -66,7 +66,7 @@ import Testing
 
     @Test func slashCommandsAndControlFramesAgainstAServer() async throws {
         try await EchoServer.with { server in
-            let client = try ConnectProcess.start(["--slash", "-P", "ws://127.0.0.1:\(server.port)/"])
+            let client = try DuplexProcess.start(["--slash", "-P", "ws://127.0.0.1:\(server.port)/"])
             try await client.waitFor("connected to", in: .standardError)
             try await client.waitFor("< ping \"srv\"", in: .standardError)  // the server pings on open
             client.write("hello\n/ping abc\n//slashed\n/nope\n/close 4001 done here\nnot sent\n")
@@ -84,7 +84,7 @@ import Testing
 
     @Test func ctrlCSendsACloseFrame() async throws {
         try await EchoServer.with { server in
-            let client = try ConnectProcess.start(["ws://127.0.0.1:\(server.port)/"])
+            let client = try DuplexProcess.start(["ws://127.0.0.1:\(server.port)/"])
             try await client.waitFor("connected to", in: .standardError)
             client.write("before\n")
             try await client.waitFor("before\n", in: .standardOutput)
@@ -139,12 +139,12 @@ final class EchoServer: Sendable {
             if let frame = state.withLock({ $0.closes.first }) { return frame }
             try await Task.sleep(for: .milliseconds(10))
         }
-        throw ConnectProcess.Failure("the server saw no close within 10 s")
+        throw DuplexProcess.Failure("the server saw no close within 10 s")
     }
 }
 
-/// The built `duplex connect` as a child process, with its stdin, stdout and stderr as pipes.
-final class ConnectProcess: Sendable {
+/// The built `duplex` (`connect` by default) as a child process, with its stdin, stdout and stderr as pipes.
+final class DuplexProcess: Sendable {
     struct Failure: Error, CustomStringConvertible {
         let description: String
         init(_ description: String) { self.description = description }
@@ -165,18 +165,24 @@ final class ConnectProcess: Sendable {
         URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("duplex")
     }
 
-    static func start(_ arguments: [String]) throws -> ConnectProcess {
+    /// `duplex connect --ping-interval 0 ARGUMENTS...`.
+    static func start(_ arguments: [String]) throws -> DuplexProcess {
+        try run(["connect", "--ping-interval", "0"] + arguments)
+    }
+
+    /// `duplex ARGUMENTS...`.
+    static func run(_ arguments: [String]) throws -> DuplexProcess {
         guard FileManager.default.isExecutableFile(atPath: executable.path) else {
             throw Failure("no duplex executable at \(executable.path): run `swift build` first")
         }
         let process = Process()
         process.executableURL = executable
-        process.arguments = ["connect", "--ping-interval", "0"] + arguments
+        process.arguments = arguments
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout
         process.standardError = stderr
-        let child = ConnectProcess(process: process, input: stdin.fileHandleForWriting)
+        let child = DuplexProcess(process: process, input: stdin.fileHandleForWriting)
         stdout.fileHandleForReading.readabilityHandler = { handle in
             let text = String(decoding: handle.availableData, as: UTF8.self)
             child.output.withLock { $0.out += text }
@@ -194,6 +200,7 @@ final class ConnectProcess: Sendable {
 
     func write(_ text: String) { input.write(Data(text.utf8)) }
     func interrupt() { process.interrupt() }
+    func terminate() { process.terminate() }
 
     /// Waits up to 10 s for `text` to appear on a stream.
     func waitFor(_ text: String, in stream: Stream) async throws {
@@ -211,7 +218,7 @@ final class ConnectProcess: Sendable {
         for _ in 0..<1000 where process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
         guard !process.isRunning else {
             process.terminate()
-            throw Failure("duplex connect still running after 10 s; stderr: \(standardError.debugDescription)")
+            throw Failure("duplex still running after 10 s; stderr: \(standardError.debugDescription)")
         }
         return process.terminationStatus
     }

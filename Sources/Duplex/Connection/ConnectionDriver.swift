@@ -386,6 +386,7 @@ final class ConnectionDriver: WebSocketTransport {
         writeOutbound()
         if sink.isWritable { return .sent }
         outbound.drainOwed = true
+        settings.metrics.sendBuffered()
         return .buffered
     }
 

@@ -47,6 +47,8 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The task of the route answering the current request, if one is.
     private var routeTask: Task<Void, Never>?
     private var timeout: Scheduled<Void>?
+    /// When the request being answered was complete: the start of `duplex_upgrade_duration_seconds`.
+    private var requestReceived = NIODeadline.now()
 
     init(server: ServerContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder,
          connectionID: UInt64, secure: Bool) {
@@ -161,6 +163,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(to head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        requestReceived = .now()
         let request: HTTPRequest
         do {
             request = try HTTPRequest(head, secure: secure, splitCookie: false)
@@ -229,6 +232,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let head = HTTPResponseHead(HTTPResponse(status: .switchingProtocols, headerFields: fields))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        server.serverMetrics.upgraded(after: (NIODeadline.now() - requestReceived).nanoseconds)
 
         let settings = server.endpointSettings[request.route]!
         let opening = OpeningRequest(head: nioHead, secure: secure, parameters: request.parameters, route: request.route,
@@ -371,6 +375,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func sendError(_ status: HTTPResponse.Status, reason: String, headerFields: HTTPFields = [:],
                            context: ChannelHandlerContext) {
         logger.debug("refused request", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
+        server.serverMetrics.refused(status: status.code)
         var response = RouteResponse.text(reason + "\n", status: status)
         response.headerFields.append(contentsOf: headerFields)
         state = .closing

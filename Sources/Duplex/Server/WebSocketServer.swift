@@ -232,6 +232,7 @@ final class ServerContext: Sendable {
     let router: WebSocketRouter
     let logger: Logger
     let metrics = WebSocketMetrics(role: .server)
+    let serverMetrics = ServerMetrics()
     let scope = HandlerScope()
     let topics = TopicRegistry()
     /// The settings of each WebSocket endpoint, by its path as registered, made once.

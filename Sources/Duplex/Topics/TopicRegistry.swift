@@ -40,6 +40,7 @@ final class TopicRegistry: Sendable {
 
     private let topics = NIOLockedValueBox<[String: Topic]>([:])
     private let observer = NIOLockedValueBox<(@Sendable (TopicTransition) -> Void)?>(nil)
+    private let metrics = TopicMetrics()
 
     /// Sets the hook called on every 0 → 1 and 1 → 0 transition of a topic's local subscriber
     /// count. It is called in order, with the registry's lock held: keep it short and do not
@@ -104,6 +105,7 @@ final class TopicRegistry: Sendable {
             guard let entry = topics[topic] else { return ([], 0) }
             return (entry.groups, entry.count)
         }
+        metrics.published(toSubscribers: count)
         for reference in groups {
             let group = reference.group
             if group.eventLoop.inEventLoop {
