@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import Atomics
 
 /// A WebSocket server over SwiftNIO: HTTP/1.1 with WebSocket endpoints and plain routes on the
 /// same port, optional TLS, graceful shutdown.
@@ -238,7 +239,7 @@ final class ServerContext: Sendable {
     /// The settings of each WebSocket endpoint, by its path as registered, made once.
     let endpointSettings: [String: ConnectionSettings]
     private let liveWebSockets: LiveConnectionCounter
-    private let connectionIDs = ManagedAtomicCounter()
+    private let connectionIDs = ManagedAtomic<UInt64>(0)
     /// Every accepted TCP connection, WebSocket or not yet (HTTP keep-alive, handshake in progress).
     private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let executors = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
@@ -264,7 +265,7 @@ final class ServerContext: Sendable {
     /// Number of open WebSocket connections.
     var connectionCount: Int { liveWebSockets.value }
 
-    func nextConnectionID() -> UInt64 { connectionIDs.next() }
+    func nextConnectionID() -> UInt64 { connectionIDs.wrappingIncrementThenLoad(ordering: .relaxed) }
 
     /// Where the async handlers of connections on `eventLoop` run: on that loop, unless the
     /// configuration says otherwise.
@@ -305,14 +306,8 @@ final class ServerContext: Sendable {
 
 /// The number of open connections of a server.
 final class LiveConnectionCounter: Sendable {
-    private let count = NIOLockedValueBox(0)
-    var value: Int { count.withLockedValue { $0 } }
-    func opened() { count.withLockedValue { $0 += 1 } }
-    func closed() { count.withLockedValue { $0 -= 1 } }
-}
-
-/// A thread-safe counter for connection ids.
-final class ManagedAtomicCounter: Sendable {
-    private let value = NIOLockedValueBox<UInt64>(0)
-    func next() -> UInt64 { value.withLockedValue { $0 += 1; return $0 } }
+    private let count = ManagedAtomic(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func opened() { count.wrappingIncrement(ordering: .relaxed) }
+    func closed() { count.wrappingDecrement(ordering: .relaxed) }
 }
