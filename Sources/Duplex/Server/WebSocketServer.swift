@@ -234,6 +234,8 @@ final class ServerContext: Sendable {
     let metrics = WebSocketMetrics(role: .server)
     let scope = HandlerScope()
     let topics = TopicRegistry()
+    /// The HTTP fallback sessions of its endpoints.
+    let sessions = HTTPSessionTable()
     /// The settings of each WebSocket endpoint, by its path as registered, made once.
     let endpointSettings: [String: ConnectionSettings]
     private let liveWebSockets: LiveConnectionCounter
@@ -292,6 +294,7 @@ final class ServerContext: Sendable {
         for channel in channels.withLockedValue({ Array($0.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent())
         }
+        sessions.goAwayAll()
     }
 
     /// Closes every connection still open: WebSockets and plain HTTP ones alike.
@@ -299,6 +302,7 @@ final class ServerContext: Sendable {
         for channel in channels.withLockedValue({ Array($0.values) }) {
             channel.close(promise: nil)
         }
+        sessions.endAll()
     }
 }
 
