@@ -25,6 +25,8 @@ final class HTTPSession: FrameSink {
     /// Events a poll answer starts with (a `lost` event).
     private var pollPrefix: ByteBuffer?
     private var heldPost: EventLoopPromise<RouteResponse>?
+    /// The close the client sent (in a POST), if it closed first.
+    private var clientClose: CloseFrame?
     private var timer: Scheduled<Void>?
     private var timerDeadline: Connection.Instant?
     private var transportEnded = false
@@ -62,7 +64,9 @@ final class HTTPSession: FrameSink {
             switch event {
             case .text(let payload): state.enqueueMessage(isText: true, payload: payload)
             case .binary(let payload): state.enqueueMessage(isText: false, payload: payload)
-            case .close(let frame): state.enqueueClose(CloseFrame(code: frame.code ?? .noStatusReceived, reason: frame.reason))
+            case .close(let frame):
+                // The client's own close comes back as the echo: it learns the code and reason it sent.
+                state.enqueueClose(clientClose ?? CloseFrame(code: frame.code ?? .noStatusReceived, reason: frame.reason))
             case .failed(let error): state.enqueueClose(CloseFrame(code: error.closeCode, reason: error.description))
             case .ping, .pong: break
             }
@@ -225,7 +229,9 @@ final class HTTPSession: FrameSink {
         for event in events {
             switch event {
             case .message(let isText, let payload): try? peer.send(isText ? .text : .binary, payload: payload)
-            case .close(let code, let reason): try? peer.close(code: code, reason: reason)
+            case .close(let code, let reason):
+                if clientClose == nil, peer.state == .open { clientClose = CloseFrame(code: code ?? .noStatusReceived, reason: reason) }
+                try? peer.close(code: code, reason: reason)
             }
         }
         if let bytes = peer.takeOutbound() { feedDriver(bytes) }
