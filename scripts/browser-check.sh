@@ -8,6 +8,8 @@
 #  3. topics: scripts/browser-topics-check.py drives Chromium over the DevTools protocol: two
 #     pages in one chat room see each other's messages and the room's size, and the ticker
 #     updates. It first checks the topic interface the app uses and says what the server lacks.
+#     Then three pages force one transport each (WebSocket, SSE, long-polling: /duplex.js) in
+#     one room and see each other's messages.
 # Needs Debian's `chromium` (apt-get install chromium) and python3; part 3 uses the interop venv
 # (scripts/interop-venv.sh, made on first use).
 # Environment: BROWSER_CHECK_PORT the server's port (9031); BROWSER_CHECK_TOPICS=0 runs parts 1
@@ -26,7 +28,7 @@ for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && br
 # 1. The app's files.
 python3 - "http://127.0.0.1:$PORT" <<'EOF'
 import sys, urllib.request
-files = {"/": "text/html", "/demo/app.js": "text/javascript", "/demo/style.css": "text/css"}
+files = {"/": "text/html", "/demo/app.js": "text/javascript", "/demo/style.css": "text/css", "/duplex.js": "text/javascript"}
 for path, kind in files.items():
     with urllib.request.urlopen(sys.argv[1] + path, timeout=5) as response:
         got = response.headers.get("Content-Type", "")

@@ -7,7 +7,8 @@ pages see the room's size, a message typed and sent in page A shows in page B an
 message sent with POST /publish/chat.R shows in both, and the ticker updates (the counter grows
 and a price changes). Before that it checks that the server has the topic interface the app
 uses (WebSocket /topics/NAME, GET /topics, POST /publish/NAME, the ticker) and says what is
-missing. With --screenshot it saves page A at 1200x900 afterwards; docs/demo.png is made with
+missing. Then three pages force one transport each (?transport=websocket|sse|longpoll, the
+fallbacks of /duplex.js) in one room: each shows its transport, and all see each other's messages. With --screenshot it saves page A at 1200x900 afterwards; docs/demo.png is made with
   "$(scripts/interop-venv.sh)" scripts/browser-topics-check.py http://127.0.0.1:8080 --room lobby --screenshot docs/demo.png
 while `duplex serve` runs (Chromium's own --screenshot flag would shoot before any ticker update:
 its virtual time does not wait for WebSocket messages).
@@ -253,6 +254,17 @@ class Page:
         await self.ws.close()
 
 
+def raise_page_exceptions(pages):
+    for page in pages:
+        if page.exceptions:
+            raise Failure(f"page {page.name} threw: {page.exceptions}")
+
+
+async def close_pages(pages):
+    for page in pages:
+        await page.close()
+
+
 PRICES = "JSON.stringify([...document.querySelectorAll('#ticker-table tbody tr')].map(r => [r.dataset.symbol, r.querySelector('.price')?.textContent]))"
 UPDATES = "Number(document.getElementById('ticker-updates')?.textContent) || 0"
 
@@ -310,12 +322,44 @@ async def check_pages(browser, server, room, screenshot):
                 f.write(base64.b64decode(shot["data"]))
             say(f"screenshot of page A: {screenshot}")
 
-        for page in pages:
-            if page.exceptions:
-                raise Failure(f"page {page.name} threw: {page.exceptions}")
+        raise_page_exceptions(pages)
     finally:
+        await close_pages(pages)
+
+
+TRANSPORTS = ("websocket", "sse", "longpoll")
+
+
+async def check_transports(browser, server, room):
+    """The chat with each transport forced (?transport=...), three pages in one room: each
+    page's status names its transport, and a message from each shows in all three."""
+    pages = [await browser.new_page(transport) for transport in TRANSPORTS]
+    try:
+        for page, transport in zip(pages, TRANSPORTS):
+            await page.open(f"{server}/?room={room}&nick={transport}-user&transport={transport}")
+        for page, transport in zip(pages, TRANSPORTS):
+            await page.wait(f"document.getElementById('chat-status').className === 'open' && "
+                            f"document.getElementById('chat-status').textContent.endsWith({json.dumps(transport)})",
+                            f"#chat-status did not become open over {transport}", 20)
+            await page.wait(f"document.getElementById('ticker-status').textContent.endsWith({json.dumps(transport)})",
+                            f"#ticker-status did not open over {transport}", 20)
         for page in pages:
-            await page.close()
+            await page.wait("document.getElementById('room-count').textContent === '3'",
+                            f"#room-count did not show 3 (three pages in chat.{room})")
+        say(f"three pages in chat.{room}, over {', '.join(TRANSPORTS)}, each with its transport in its status")
+        token = secrets.token_hex(2)
+        for page, transport in zip(pages, TRANSPORTS):
+            await page.send_chat(f"over {transport} ({token})")
+        for page in pages:
+            for transport in TRANSPORTS:
+                await page.wait_for_chat(f"{transport}-user", f"over {transport} ({token})", 15)
+        say("a message from each of the websocket, sse and longpoll pages showed in all three")
+        for page in pages:
+            await page.wait(f"({UPDATES}) >= 2", "the ticker did not update", 15)
+        say("the ticker updates over each transport")
+        raise_page_exceptions(pages)
+    finally:
+        await close_pages(pages)
 
 
 async def main():
@@ -340,6 +384,7 @@ async def main():
     try:
         browser.start()
         await check_pages(browser, server, args.room, args.screenshot)
+        await check_transports(browser, server, args.room + "-x")
     except Failure as failure:
         say(f"FAILED: {failure}")
         return 1
