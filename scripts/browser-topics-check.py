@@ -152,7 +152,8 @@ class Browser:
         target = json_or_none(body) if status == 200 else None
         if not isinstance(target, dict) or "webSocketDebuggerUrl" not in target:
             raise Failure(f"DevTools /json/new answered {status} {body[:120]!r}")
-        page = Page(name, await websockets.connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
+        page = Page(name, await websockets.connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10),
+                    close_url=f"{self.endpoint}/json/close/{target['id']}")
         await page.call("Runtime.enable")
         await page.call("Page.enable")
         return page
@@ -170,9 +171,10 @@ class Browser:
 class Page:
     """One DevTools target: calls by id, and the page's uncaught exceptions as they come."""
 
-    def __init__(self, name, ws):
+    def __init__(self, name, ws, close_url=None):
         self.name = name
         self.ws = ws
+        self.close_url = close_url
         self.next_id = 0
         self.pending = {}
         self.exceptions = []
@@ -250,8 +252,12 @@ class Page:
                         f"{nick}'s message {text!r} did not show in #chat-log", timeout)
 
     async def close(self):
+        """Closes the tab too: an open tab keeps its connections (a browser allows 6 per host over
+        HTTP/1.1, and each SSE stream or pending poll holds one)."""
         self.reader.cancel()
         await self.ws.close()
+        if self.close_url:
+            http("GET", self.close_url)
 
 
 def raise_page_exceptions(pages):
@@ -362,6 +368,33 @@ async def check_transports(browser, server, room):
         await close_pages(pages)
 
 
+# A WebSocket that never gets through (as behind a proxy that strips Upgrade): it closes 1006
+# before it opened. Installed before the page's own scripts run.
+BROKEN_WEBSOCKET = """window.WebSocket = class extends EventTarget {
+    constructor(url) { super(); this.url = url; this.readyState = 0;
+        setTimeout(() => { this.readyState = 3; this.onclose?.({ code: 1006, reason: "", wasClean: false }); }, 50); }
+    send() { throw new DOMException("not open", "InvalidStateError"); }
+    close() {}
+};"""
+
+
+async def check_fallback(browser, server, room):
+    """Without a working WebSocket, duplex.js falls back to SSE by itself and the chat works."""
+    page = await browser.new_page("no-websocket")
+    try:
+        await page.call("Page.addScriptToEvaluateOnNewDocument", source=BROKEN_WEBSOCKET)
+        await page.open(f"{server}/?room={room}&nick=fallback-user")
+        await page.wait("document.getElementById('chat-status').textContent === 'open · sse'",
+                        "#chat-status did not fall back to sse", 20)
+        token = secrets.token_hex(2)
+        await page.send_chat(f"fell back ({token})")
+        await page.wait_for_chat("fallback-user", f"fell back ({token})", 15)
+        say("with a WebSocket that closes before it opens, the page fell back to SSE and chats")
+        raise_page_exceptions([page])
+    finally:
+        await close_pages([page])
+
+
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("server", help="the duplex serve to test, e.g. http://127.0.0.1:9031")
@@ -385,6 +418,7 @@ async def main():
         browser.start()
         await check_pages(browser, server, args.room, args.screenshot)
         await check_transports(browser, server, args.room + "-x")
+        await check_fallback(browser, server, args.room + "-f")
     except Failure as failure:
         say(f"FAILED: {failure}")
         return 1

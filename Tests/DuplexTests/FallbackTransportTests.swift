@@ -164,10 +164,11 @@ import Testing
         let closes = Mailbox<CloseFrame>()
         try await withServer(Self.router(fallback: fallback, closes: closes)) { port, server in
             try await withTimeLimit(20) {
+                let opened = ContinuousClock.now
                 let session = try await FallbackTestSession.open(port: port, path: "/echo", transport: "longpoll")
-                #expect(server.connectionCount == 1)
                 let close = try await closes.take(timeout: .seconds(5), "the expired session's close")
                 #expect(close.code == .abnormalClosure)
+                #expect(ContinuousClock.now - opened >= .milliseconds(250))
                 #expect(server.connectionCount == 0)
                 let connection = try await HTTPTestConnection.connect(port: port)
                 #expect(try await session.poll(on: connection).status == 404)
