@@ -1,27 +1,28 @@
 #!/usr/bin/env python3
-"""fallback-bench.py SERVER_URL SERVER_PID [--sessions N] [--messages M] - what an HTTP fallback costs.
+"""fallback-bench.py DUPLEX_BINARY [--sessions N] [--messages M] - what an HTTP fallback costs.
 
 Against `duplex serve` (its /echo endpoint, which serves WebSocket, SSE and long-polling
-clients), measures:
-  1. memory: the server's RSS (resident pages of SERVER_PID) grown by N idle WebSocket connections,
-     then N idle SSE sessions (each with its open stream), then N idle long-polling sessions
-     (each with its pending poll), per connection or session, each kind released before the next;
+clients; a fresh server per measurement, so that no kind reuses memory another one freed),
+measures:
+  1. memory: the server's RSS (its resident pages) grown by N idle WebSocket connections, by
+     N idle SSE sessions (each with its open stream), by N idle long-polling sessions (each
+     with its pending poll), per connection or session;
   2. messages/s: M echoed messages of 64 bytes through one connection of each transport, sent
      in batches of 100 (one WebSocket write per batch, one POST per batch for the fallbacks),
      counted when their echo arrives (the stream's events, or the polls' answers).
 The client is Python asyncio over raw sockets (no HTTP library): one process, one core; the
 figures are the server's cost only where the client keeps up (see docs/benchmarks.md).
 Run it under the machine's bench lock:
-  flock /tmp/duplex-bench.lock python3 Benchmarks/fallback-bench.py http://127.0.0.1:9040 PID
+  flock /tmp/duplex-bench.lock python3 Benchmarks/fallback-bench.py .build/release/duplex
 """
 import argparse
 import asyncio
 import base64
 import json
 import os
+import subprocess
 import sys
 import time
-import urllib.parse
 
 BATCH = 100
 
@@ -100,39 +101,26 @@ def masked_text(payload):
     return bytes([0x81, 0x80 | len(payload)]) + mask + data
 
 
-async def idle_memory(host, port, pid, path, sessions):
-    results = {}
+async def idle_memory(host, port, pid, path, sessions, kind):
+    """RSS growth per idle connection (websocket) or session (sse, longpoll), in KiB."""
+    await asyncio.sleep(2)
+    base = rss_kib(pid)
     opened = []
-
-    async def settle():
-        await asyncio.sleep(2)
-        return rss_kib(pid)
-
-    base = await settle()
-    for _ in range(sessions):
-        opened.append(await websocket(host, port, path))
-    results["websocket"] = (await settle() - base) / sessions
-    for _, writer in opened:
-        writer.close()
-    opened.clear()
-
     control = await HTTP.connect(host, port)
-    for transport in ("sse", "longpoll"):
-        base = await settle()
-        for _ in range(sessions):
-            session = await open_session(control, path, transport)
-            connection = await HTTP.connect(host, port)
-            connection.send("GET", f"{path}?session={session}", headers=[("Accept", "text/event-stream")])
-            if transport == "sse":
-                await connection.head()
-            opened.append(connection)
-        results[transport] = (await settle() - base) / sessions
-        for connection in opened:
-            connection.close()
-        opened.clear()
-        await asyncio.sleep(1)
+    for _ in range(sessions):
+        if kind == "websocket":
+            opened.append(await websocket(host, port, path))
+            continue
+        session = await open_session(control, path, kind)
+        connection = await HTTP.connect(host, port)
+        connection.send("GET", f"{path}?session={session}", headers=[("Accept", "text/event-stream")])
+        if kind == "sse":
+            await connection.head()
+        opened.append(connection)
+    await asyncio.sleep(2)
+    grown = (rss_kib(pid) - base) / sessions
     control.close()
-    return results
+    return grown
 
 
 async def throughput(host, port, path, messages):
@@ -191,17 +179,52 @@ async def throughput(host, port, path, messages):
     return results
 
 
+class Server:
+    """A fresh `duplex serve` on a free port (quiet: no pings, no ticker, no compression)."""
+
+    def __init__(self, binary, port):
+        self.port = port
+        self.process = subprocess.Popen([binary, "serve", "--port", str(port), "--ping-interval", "0",
+                                         "--ticker-interval", "0", "--no-deflate", "--log-level", "error"],
+                                        stdout=subprocess.DEVNULL)
+
+    async def ready(self):
+        for _ in range(100):
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.close()
+                return
+            except OSError:
+                await asyncio.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def stop(self):
+        self.process.terminate()
+        self.process.wait(30)
+
+
 async def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("server")
-    parser.add_argument("pid", type=int)
+    parser.add_argument("binary", help="the duplex binary")
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--messages", type=int, default=50000)
+    parser.add_argument("--port", type=int, default=9046)
     parser.add_argument("--path", default="/echo")
     args = parser.parse_args()
-    url = urllib.parse.urlparse(args.server)
-    memory = await idle_memory(url.hostname, url.port, args.pid, args.path, args.sessions)
-    rates = await throughput(url.hostname, url.port, args.path, args.messages)
+    memory = {}
+    for kind in ("websocket", "sse", "longpoll"):
+        server = Server(args.binary, args.port)
+        try:
+            await server.ready()
+            memory[kind] = await idle_memory("127.0.0.1", args.port, server.process.pid, args.path, args.sessions, kind)
+        finally:
+            server.stop()
+    server = Server(args.binary, args.port)
+    try:
+        await server.ready()
+        rates = await throughput("127.0.0.1", args.port, args.path, args.messages)
+    finally:
+        server.stop()
     print(f"{'transport':<10} {'RSS per idle connection/session, KiB':>38} {'echoed messages/s (64 B)':>26}")
     for transport in ("websocket", "sse", "longpoll"):
         print(f"{transport:<10} {memory[transport]:>38.2f} {rates[transport]:>26.0f}")
