@@ -37,7 +37,7 @@ final class HTTPTestConnection {
 
     static func connect(port: Int) async throws -> HTTPTestConnection {
         let (stream, continuation) = AsyncStream.makeStream(of: ByteBuffer.self)
-        let channel = try await ClientBootstrap(group: testLoop)
+        let channel = try await ClientBootstrap(group: fallbackLoop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(continuation)) }
             }

@@ -2,6 +2,7 @@
 import DuplexCore
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 
 /// The HTTP fallback transports over loopback: one endpoint serves WebSocket, SSE and
@@ -30,7 +31,7 @@ import Testing
     }
 
     @Test func sseEchoesTextAndBinary() async throws {
-        try await withServer(Self.router()) { port, _ in
+        try await withServer(Self.router(), group: fallbackLoop) { port, _ in
             try await withTimeLimit(20) {
                 for path in ["/echo", "/async"] {
                     let session = try await FallbackTestSession.open(port: port, path: path, transport: "sse")
@@ -47,7 +48,7 @@ import Testing
     }
 
     @Test func longPollEchoesAndAllowsOnePendingGet() async throws {
-        try await withServer(Self.router()) { port, _ in
+        try await withServer(Self.router(), group: fallbackLoop) { port, _ in
             try await withTimeLimit(20) {
                 let session = try await FallbackTestSession.open(port: port, path: "/async", transport: "longpoll")
                 let first = try await HTTPTestConnection.connect(port: port)
@@ -71,7 +72,7 @@ import Testing
     }
 
     @Test func bigAndBinaryMessagesCrossBothTransports() async throws {
-        try await withServer(Self.router(), maxRequestBodyBytes: 8 << 20) { port, _ in
+        try await withServer(Self.router(), maxRequestBodyBytes: 8 << 20, group: fallbackLoop) { port, _ in
             try await withTimeLimit(30) {
                 let payload = ByteBuffer(bytes: (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 9) })
                 var encoded = ByteBuffer()
@@ -100,7 +101,7 @@ import Testing
     }
 
     @Test func topicsReachWebSocketSSEAndLongPollMembers() async throws {
-        try await withServer(Self.router()) { port, server in
+        try await withServer(Self.router(), group: fallbackLoop) { port, server in
             try await withTimeLimit(20) {
                 let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/room", configuration: loopbackClientConfiguration())
                 let sse = try await FallbackTestSession.open(port: port, path: "/room", transport: "sse")
@@ -138,7 +139,7 @@ import Testing
     }
 
     @Test func reconnectWithLastEventIDReplaysMissedMessages() async throws {
-        try await withServer(Self.router()) { port, _ in
+        try await withServer(Self.router(), group: fallbackLoop) { port, _ in
             try await withTimeLimit(20) {
                 let session = try await FallbackTestSession.open(port: port, path: "/echo", transport: "sse")
                 let first = try await session.stream()
@@ -162,7 +163,7 @@ import Testing
         var fallback = HTTPFallbackConfiguration()
         fallback.sessionTimeout = .milliseconds(300)
         let closes = Mailbox<CloseFrame>()
-        try await withServer(Self.router(fallback: fallback, closes: closes)) { port, server in
+        try await withServer(Self.router(fallback: fallback, closes: closes), group: fallbackLoop) { port, server in
             try await withTimeLimit(20) {
                 let opened = ContinuousClock.now
                 let session = try await FallbackTestSession.open(port: port, path: "/echo", transport: "longpoll")
@@ -186,7 +187,7 @@ import Testing
     }
 
     @Test func bodiesOverTheLimitsAre413() async throws {
-        try await withServer(Self.router(), maxRequestBodyBytes: 64 << 10) { port, _ in
+        try await withServer(Self.router(), maxRequestBodyBytes: 64 << 10, group: fallbackLoop) { port, _ in
             try await withTimeLimit(20) {
                 let session = try await FallbackTestSession.open(port: port, path: "/async", transport: "sse")
                 let big = String(repeating: "x", count: 100 << 10)
@@ -201,7 +202,7 @@ import Testing
         // A message over the endpoint's message limit, in a body within the server's.
         var router = WebSocketRouter()
         router.webSocket("/tiny", callbackEcho(configuration: quietConfiguration(limits: Limits(maxFrameSize: 1000, maxMessageSize: 1000))))
-        try await withServer(router) { port, _ in
+        try await withServer(router, group: fallbackLoop) { port, _ in
             try await withTimeLimit(20) {
                 let session = try await FallbackTestSession.open(port: port, path: "/tiny", transport: "longpoll")
                 #expect(try await session.post("data: \(String(repeating: "z", count: 1001))\n\n") == 413)
@@ -212,7 +213,7 @@ import Testing
 
     @Test func closeCodesAndReasonsReachBothSides() async throws {
         let closes = Mailbox<CloseFrame>()
-        try await withServer(Self.router(closes: closes)) { port, _ in
+        try await withServer(Self.router(closes: closes), group: fallbackLoop) { port, _ in
             try await withTimeLimit(20) {
                 // The application closes: the client is told its code and reason, the stream ends.
                 let session = try await FallbackTestSession.open(port: port, path: "/close", transport: "sse")
@@ -241,7 +242,7 @@ import Testing
         var fallback = HTTPFallbackConfiguration()
         fallback.heartbeatInterval = .milliseconds(200)
         fallback.pollTimeout = .milliseconds(200)
-        try await withServer(Self.router(fallback: fallback)) { port, _ in
+        try await withServer(Self.router(fallback: fallback), group: fallbackLoop) { port, _ in
             try await withTimeLimit(20) {
                 let session = try await FallbackTestSession.open(port: port, path: "/echo", transport: "sse")
                 let stream = try await session.stream()
@@ -266,7 +267,7 @@ import Testing
         var plain = callbackEcho(configuration: quietConfiguration())
         plain.fallback = .disabled
         router.webSocket("/plain", plain)
-        try await withServer(router) { port, server in
+        try await withServer(router, group: fallbackLoop) { port, server in
             try await withTimeLimit(20) {
                 let connection = try await HTTPTestConnection.connect(port: port)
                 connection.send("GET", "/room", headers: [("Accept", "text/event-stream")])
@@ -290,6 +291,10 @@ import Testing
         }
     }
 }
+
+/// The fallback tests' server and client loop: their base64 work on megabyte messages (a debug
+/// build) must not hold up the loops of the suites that measure rates or time (testLoop).
+let fallbackLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
 extension SessionID {
     /// A well-formed id no server made.
