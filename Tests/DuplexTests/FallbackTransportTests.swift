@@ -170,7 +170,7 @@ import Testing
                 let close = try await closes.take(timeout: .seconds(5), "the expired session's close")
                 #expect(close.code == .abnormalClosure)
                 #expect(ContinuousClock.now - opened >= .milliseconds(250))
-                #expect(server.connectionCount == 0)
+                try await eventually("the expired session's connection to be over") { server.connectionCount == 0 }
                 let connection = try await HTTPTestConnection.connect(port: port)
                 #expect(try await session.poll(on: connection).status == 404)
                 #expect(try await connection.request("POST", session.target, body: ByteBuffer(string: "data: x\n\n")).status == 404)
@@ -287,6 +287,44 @@ import Testing
                 #expect(try await refused.request("POST", "/plain?transport=sse").status == 404)
                 #expect(try await refused.request("GET", "/plain").status == 426)
                 await refused.close()
+            }
+        }
+    }
+}
+
+extension FallbackTransportTests {
+    @Test func pollAnswersAreBoundedAndOnePostIsInFlight() async throws {
+        var fallback = HTTPFallbackConfiguration()
+        fallback.maxPollAnswerBytes = 100
+        var router = Self.router(fallback: fallback)
+        // Reads one message, then waits for the gate: its queue (one message) holds the next POST.
+        let gate = Gate()
+        var slow = WebSocketEndpoint(configuration: quietConfiguration(inboundQueueSize: 1)) { ws in
+            for try await _ in ws.messages { await gate.wait() }
+        }
+        slow.fallback = fallback
+        router.webSocket("/slow", slow)
+        try await withServer(router, group: fallbackLoop) { port, _ in
+            try await withTimeLimit(20) {
+                let session = try await FallbackTestSession.open(port: port, path: "/echo", transport: "longpoll")
+                let message = String(repeating: "m", count: 60)
+                #expect(try await session.post("data: \(message)1\n\ndata: \(message)2\n\n") == 204)
+                let connection = try await HTTPTestConnection.connect(port: port)
+                let first = pollEvents(try await session.poll(on: connection).text)
+                #expect(first.map(\.id) == ["1"])  // a second event would pass 100 bytes
+                let second = pollEvents(try await session.poll(last: 1, on: connection).text)
+                #expect(second.map(\.data) == [message + "2"])
+
+                let held = try await FallbackTestSession.open(port: port, path: "/slow", transport: "sse")
+                let posting = try await HTTPTestConnection.connect(port: port)
+                posting.send("POST", held.target, body: ByteBuffer(string: "data: a\n\ndata: b\n\ndata: c\n\n"))
+                try await Task.sleep(for: .milliseconds(200))
+                #expect(try await held.post("data: d\n\n") == 400)  // the first POST is still held
+                gate.open()
+                #expect(try await posting.response().status == 204)
+                #expect(try await held.post("data: e\n\n") == 204)
+                await connection.close()
+                await posting.close()
             }
         }
     }

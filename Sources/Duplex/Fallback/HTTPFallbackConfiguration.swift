@@ -28,14 +28,18 @@ public struct HTTPFallbackConfiguration: Sendable {
     public var replayBufferBytes: Int
     /// Sessions a server keeps at once (over it, opening one answers 503). Default: 100 000.
     public var maxSessions: Int
+    /// A long poll's answer carries at most this many bytes of events (but always at least one
+    /// event, however large). Default: 1 MiB.
+    public var maxPollAnswerBytes: Int
 
     /// A configuration; every setting has a default (see each property).
     public init(eventStream: Bool = true, longPolling: Bool = true, sessionTimeout: TimeAmount = .seconds(30),
                 heartbeatInterval: TimeAmount = .seconds(15), pollTimeout: TimeAmount = .seconds(25),
-                replayTime: TimeAmount = .seconds(30), replayBufferBytes: Int = 1 << 20, maxSessions: Int = 100_000) {
+                replayTime: TimeAmount = .seconds(30), replayBufferBytes: Int = 1 << 20, maxSessions: Int = 100_000,
+                maxPollAnswerBytes: Int = 1 << 20) {
         precondition(sessionTimeout.nanoseconds > 0 && heartbeatInterval.nanoseconds > 0 && pollTimeout.nanoseconds > 0,
                      "fallback timeouts must be positive")
-        precondition(replayBufferBytes >= 0 && maxSessions > 0, "fallback limits must not be negative")
+        precondition(replayBufferBytes >= 0 && maxSessions > 0 && maxPollAnswerBytes > 0, "fallback limits must be positive")
         self.eventStream = eventStream
         self.longPolling = longPolling
         self.sessionTimeout = sessionTimeout
@@ -44,6 +48,7 @@ public struct HTTPFallbackConfiguration: Sendable {
         self.replayTime = replayTime
         self.replayBufferBytes = replayBufferBytes
         self.maxSessions = maxSessions
+        self.maxPollAnswerBytes = maxPollAnswerBytes
     }
 
     /// No fallback transports: the endpoint serves WebSockets only.

@@ -37,9 +37,6 @@ final class HTTPSession: FrameSink {
     private static let peerConfiguration = Connection.Configuration(
         limits: Limits(maxFrameSize: 1 << 48, maxMessageSize: 1 << 48), autoPong: true)
 
-    /// A long poll's answer carries at most this many bytes of events (at least one event).
-    static let maxPollAnswerBytes = 1 << 20
-
     init(state: FallbackSession, path: String, eventLoop: any EventLoop, table: HTTPSessionTable) {
         self.state = state
         self.path = path
@@ -149,7 +146,7 @@ final class HTTPSession: FrameSink {
         self.poll = nil
         var body = pollPrefix ?? ByteBuffer()
         pollPrefix = nil
-        for var event in state.takeUndelivered(maxBytes: Self.maxPollAnswerBytes, at: now) { body.writeBuffer(&event) }
+        for var event in state.takeUndelivered(maxBytes: state.configuration.maxPollAnswerBytes, at: now) { body.writeBuffer(&event) }
         state.detach(stream: 0, at: now)
         poll.succeed(RouteResponse(headerFields: Self.eventFields(.textPlain), body: body))
     }
