@@ -330,6 +330,36 @@ extension FallbackTransportTests {
     }
 }
 
+extension FallbackTransportTests {
+    /// A client that takes nothing: its undelivered events meet the hard limit and the
+    /// backpressure policy, as a WebSocket that stops reading does.
+    @Test func anOutboxOverTheHardLimitMeetsTheBackpressurePolicy() async throws {
+        let closes = Mailbox<CloseFrame>()
+        var router = WebSocketRouter()
+        var endpoint = callbackEcho(configuration: quietConfiguration(outboundHighWaterMark: 64 << 10,
+                                                                       outboundLowWaterMark: 16 << 10,
+                                                                       outboundHardLimit: 128 << 10), closes: closes)
+        endpoint.fallback.sessionTimeout = .seconds(30)
+        router.webSocket("/echo", endpoint)
+        try await withServer(router, group: fallbackLoop) { port, _ in
+            try await withTimeLimit(20) {
+                let session = try await FallbackTestSession.open(port: port, path: "/echo", transport: "sse")
+                let chunk = String(repeating: "p", count: 8 << 10)
+                let body = String(repeating: "data: \(chunk)\n\n", count: 24)  // 192 KiB echoed, no stream to take it
+                _ = try await session.post(body)
+                let close = try await closes.take(timeout: .seconds(5), "the policy's close")
+                #expect(close.code == .tryAgainLater)
+                let stream = try await session.stream()
+                var last: HTTPTestConnection.Event?
+                while let event = try await stream.nextMessageEvent() { last = event }
+                #expect(last?.type == "close")
+                #expect(last?.data?.hasPrefix("1013 ") == true)
+                await stream.close()
+            }
+        }
+    }
+}
+
 /// The fallback tests' server and client loop: their base64 work on megabyte messages (a debug
 /// build) must not hold up the loops of the suites that measure rates or time (testLoop).
 let fallbackLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
