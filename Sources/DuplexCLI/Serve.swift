@@ -99,6 +99,8 @@ struct Serve: AsyncParsableCommand {
         print("duplex serve: listening on \(scheme)://\(authority)/ (demo page)")
         print("duplex serve: echo endpoint \(wsScheme)://\(authority)/echo")
         print("duplex serve: topics \(wsScheme)://\(authority)/topics/NAME, POST \(scheme)://\(authority)/publish/NAME, GET \(scheme)://\(authority)/topics")
+        print("duplex serve: SSE and long-polling fallbacks at every endpoint (docs/fallbacks.md), browser client \(scheme)://\(authority)/duplex.js;"
+              + " curl -N -H 'Accept: text/event-stream' \(scheme)://\(authority)/topics/NAME")
         print("duplex serve: health check \(scheme)://\(authority)/healthz")
         if registry != nil { print("duplex serve: Prometheus metrics \(scheme)://\(authority)/metrics") }
         fflush(nil)  // all streams: the URLs must show at once in a pipe too

@@ -309,11 +309,51 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             response.headerFields[.allow] = methods.map(\.rawValue).joined(separator: ", ")
             finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
         case .notFound where server.router.webSocketEndpoint(for: path) != nil:
+            if let fallback = FallbackRequest.classify(request) {
+                serveFallback(fallback, nioHead: head, request: request, includeBody: includeBody, keepAlive: keepAlive, context: context)
+                return
+            }
             var response = RouteResponse.text("this is a WebSocket endpoint: send Upgrade: websocket\n", status: .upgradeRequired)
             response.headerFields.append(contentsOf: ServerHandshake.upgradeRequiredHeaders)
             finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
         case .notFound:
             finish(.text("not found\n", status: .notFound), includeBody: includeBody, keepAlive: keepAlive, context: context)
+        }
+    }
+
+    /// A request for an endpoint's HTTP fallback transports (``HTTPFallbackExchange``): answered
+    /// like a route's (reads wait meanwhile; a long poll is held), or its connection becomes an
+    /// SSE stream (this handler steps aside for an ``EventStreamHandler``).
+    private func serveFallback(_ classified: FallbackRequest.Classified, nioHead: HTTPRequestHead, request: RouteRequest,
+                               includeBody: Bool, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard case .fallback(let fallback) = classified, let match = server.router.webSocketEndpoint(for: request.path) else {
+            if case .refused(let response) = classified { finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context) }
+            return
+        }
+        state = .answering
+        timeout?.cancel()
+        timeout = nil
+        let exchange = HTTPFallbackExchange(server: server, eventLoop: context.eventLoop, secure: secure)
+        let outcome = exchange.answer(fallback, request: request, nioHead: nioHead, endpoint: match)
+        outcome.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            guard context.channel.isActive else { return }
+            switch result {
+            case .success(.response(let response)):
+                finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
+            case .success(.stream(let target)):
+                state = .closing
+                do {
+                    let pipeline = context.pipeline.syncOperations
+                    try pipeline.addHandler(EventStreamHandler(target: target), position: .after(self))
+                    pipeline.removeHandler(context: context, promise: nil)
+                } catch {
+                    context.close(promise: nil)
+                }
+            case .failure(let error):
+                logger.error("fallback request failed", metadata: ["error": "\(error)"])
+                finish(.text("internal server error\n", status: .internalServerError), includeBody: includeBody,
+                       keepAlive: keepAlive, context: context)
+            }
         }
     }
 

@@ -236,6 +236,8 @@ final class ServerContext: Sendable {
     let serverMetrics = ServerMetrics()
     let scope = HandlerScope()
     let topics = TopicRegistry()
+    /// The HTTP fallback sessions of its endpoints.
+    let sessions = HTTPSessionTable()
     /// The settings of each WebSocket endpoint, by its path as registered, made once.
     let endpointSettings: [String: ConnectionSettings]
     private let liveWebSockets: LiveConnectionCounter
@@ -294,6 +296,7 @@ final class ServerContext: Sendable {
         for channel in channels.withLockedValue({ Array($0.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent())
         }
+        sessions.goAwayAll()
     }
 
     /// Closes every connection still open: WebSockets and plain HTTP ones alike.
@@ -301,6 +304,7 @@ final class ServerContext: Sendable {
         for channel in channels.withLockedValue({ Array($0.values) }) {
             channel.close(promise: nil)
         }
+        sessions.endAll()
     }
 }
 
