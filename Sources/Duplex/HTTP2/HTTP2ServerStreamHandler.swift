@@ -37,9 +37,12 @@ final class HTTP2ServerStreamHandler: ChannelInboundHandler, RemovableChannelHan
     private var earlyBytes = 0
     private var routeTask: Task<Void, Never>?
 
-    init(server: ServerContext, connectionID: UInt64) {
+    private let codec: HTTP2FramePayloadToHTTPServerCodec
+
+    init(server: ServerContext, connectionID: UInt64, codec: HTTP2FramePayloadToHTTPServerCodec) {
         self.server = server
         self.connectionID = connectionID
+        self.codec = codec
     }
 
     /// The stream's logger, with its id (made when something is logged).
@@ -132,16 +135,12 @@ final class HTTP2ServerStreamHandler: ChannelInboundHandler, RemovableChannelHan
                                      remoteAddress: request.remoteAddress)
         let driver = accepted.makeDriver(server: server, opening: opening, connectionID: connectionID, transport: .h2,
                                          eventLoop: context.eventLoop)
-        let handler = HTTP2StreamConnectionHandler(driver: driver)
         state = .done
         do {
-            let pipeline = context.pipeline.syncOperations
-            try pipeline.addHandler(handler, position: .after(self))
-            let bytes = early
+            // The codec leaves (the 200 went through it): from here the stream's DATA frames are
+            // the WebSocket's bytes, read and written as frames by the sink.
+            try HTTP2StreamConnectionHandler.replace(context: context, codec: codec, driver: driver, early: early)
             early = []
-            for chunk in bytes { context.fireChannelRead(NIOAny(HTTPRequestPart.body(chunk))) }
-            if !bytes.isEmpty { context.fireChannelReadComplete() }
-            pipeline.removeHandler(context: context, promise: nil)
         } catch {
             logger.error("WebSocket stream setup failed", metadata: ["error": "\(error)"])
             context.close(promise: nil)

@@ -1,10 +1,9 @@
-import HTTPTypes
 import NIOCore
-import NIOHTTPTypes
-import NIOHTTPTypesHTTP2
+import NIOHTTP2
 
-/// The ``FrameSink`` of a WebSocket carried by one HTTP/2 stream (RFC 8441), in a stream channel
-/// after NIOHTTPTypesHTTP2's codec: the stream's DATA frames are the WebSocket's bytes.
+/// The ``FrameSink`` of a WebSocket carried by one HTTP/2 stream (RFC 8441), in either role: in the
+/// stream channel once the extended CONNECT and its 200 are done (the HTTP codec has left), the
+/// stream's DATA frames are the WebSocket's bytes.
 ///
 /// - Closing ends the stream: a close handshake's last bytes go out with END_STREAM
 ///   (``writeAndClose(_:)``); ``closeNow()`` resets it (RST_STREAM, CANCEL). Never the connection.
@@ -14,9 +13,9 @@ import NIOHTTPTypesHTTP2
 ///   and not yet taken by the connection (its write promises complete once the flow-control window
 ///   let them onto the socket) and applies the WebSocket's water marks to that count.
 final class HTTP2StreamConnectionHandler: DriverChannelHandler, RemovableChannelHandler {
-    typealias InboundIn = HTTPRequestPart
-    typealias OutboundIn = HTTPResponsePart
-    typealias OutboundOut = HTTPResponsePart
+    typealias InboundIn = HTTP2Frame.FramePayload
+    typealias OutboundIn = HTTP2Frame.FramePayload
+    typealias OutboundOut = HTTP2Frame.FramePayload
 
     let driver: ConnectionDriver
     var context: ChannelHandlerContext?
@@ -31,6 +30,19 @@ final class HTTP2StreamConnectionHandler: DriverChannelHandler, RemovableChannel
         self.driver = driver
     }
 
+    /// Puts a sink for `driver` in place of the handshake's handler (`context`) and the stream's HTTP
+    /// `codec`, and hands it the WebSocket bytes that came before (`early`).
+    static func replace(context: ChannelHandlerContext, codec: any RemovableChannelHandler, driver: ConnectionDriver,
+                        early: [ByteBuffer]) throws {
+        let pipeline = context.pipeline.syncOperations
+        let handler = HTTP2StreamConnectionHandler(driver: driver)
+        pipeline.removeHandler(codec, promise: nil)
+        try pipeline.addHandler(handler, position: .after(context.handler))
+        for chunk in early { context.fireChannelRead(NIOAny(HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(chunk))))) }
+        if !early.isEmpty { context.fireChannelReadComplete() }
+        pipeline.removeHandler(context: context, promise: nil)
+    }
+
     // MARK: - Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -39,14 +51,17 @@ final class HTTP2StreamConnectionHandler: DriverChannelHandler, RemovableChannel
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
-        case .body(let bytes):
-            driver.receive(bytes)
-        case .end:
+        case .data(let data):
+            if case .byteBuffer(let bytes) = data.data, bytes.readableBytes > 0 { driver.receive(bytes) }
             // The peer ended its side of the stream: end this side too once what is written went out.
-            endStream(context: context)
-        case .head:
-            // A second header block is not the start of a request on this stream: reset it.
+            if data.endStream { endStream(context: context) }
+        case .headers(let headers) where headers.endStream:
+            endStream(context: context)  // trailers end the stream
+        case .headers:
+            // A header block in the middle of a WebSocket's bytes: not a stream this side can read.
             closeNow()
+        default:
+            break
         }
     }
 
@@ -59,7 +74,7 @@ final class HTTP2StreamConnectionHandler: DriverChannelHandler, RemovableChannel
         if writable, pending > highWaterMark { writable = false }
         let written = context.eventLoop.makePromise(of: Void.self)
         written.futureResult.assumeIsolated().whenComplete { [self] _ in taken(size) }
-        context.write(wrapOutboundOut(.body(bytes)), promise: written)
+        context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: written)
     }
 
     /// Bytes the connection took (or dropped with a closed stream): writable again under the low mark.
@@ -86,7 +101,7 @@ final class HTTP2StreamConnectionHandler: DriverChannelHandler, RemovableChannel
     private func endStream(context: ChannelHandlerContext) {
         guard !ended else { return }
         ended = true
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
     }
 
     func closeNow() {

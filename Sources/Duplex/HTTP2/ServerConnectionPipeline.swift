@@ -72,9 +72,10 @@ extension ServerContext {
             [self] streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 streams.value.opened(streamChannel)
-                try streamChannel.pipeline.syncOperations.addHandler(HTTP2FramePayloadToHTTPServerCodec())
+                let codec = HTTP2FramePayloadToHTTPServerCodec()
+                try streamChannel.pipeline.syncOperations.addHandler(codec)
                 try streamChannel.pipeline.syncOperations.addHandler(
-                    HTTP2ServerStreamHandler(server: self, connectionID: nextConnectionID()))
+                    HTTP2ServerStreamHandler(server: self, connectionID: nextConnectionID(), codec: codec))
             }
         }
     }
