@@ -120,6 +120,18 @@ let package = Package(
             ],
             path: "Benchmarks/DuplexEchoServer"
         ),
+        // Benchmark-only: N WebSockets over one HTTP/2 connection or their own, through the public client
+        // API (docs/benchmarks.md, "WebSockets over HTTP/2").
+        .executableTarget(
+            name: "h2-bench",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Benchmarks/H2Bench"
+        ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
         .testTarget(

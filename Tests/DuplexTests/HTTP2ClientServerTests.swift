@@ -9,7 +9,8 @@ import Testing
 /// of one TLS connection, failures that stay on their stream, shutdown, and the HTTP/1.1 fallback.
 @Suite struct HTTP2ClientServerTests {
     static func clientConfiguration(_ certificate: TestCertificate) -> WebSocketClientConfiguration {
-        var configuration = loopbackClientConfiguration()
+        // A handshake timeout for a loaded machine (CI runs the suite in parallel).
+        var configuration = loopbackClientConfiguration(handshakeTimeout: .seconds(20))
         configuration.tls = .init(trustRoots: .file(certificate.certificatePath))
         configuration.http2 = .preferred
         return configuration

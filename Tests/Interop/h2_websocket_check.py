@@ -29,6 +29,7 @@ import time
 import h2.config
 import h2.connection
 import h2.events
+import h2.exceptions
 import h2.settings
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
@@ -159,7 +160,13 @@ class Client:
     def send_ws(self, stream, ws_event):
         data = stream.ws.send(ws_event)
         if data and not stream.ended:
-            self.h2.send_data(stream.id, data)
+            try:
+                self.h2.send_data(stream.id, data)
+            except h2.exceptions.ProtocolError:
+                # h2 counts the connection closed once it read a GOAWAY, with streams still open: the
+                # answers to the 1001s that came in the same read as the GOAWAY cannot be sent.
+                if self.h2.state_machine.state != h2.connection.ConnectionState.CLOSED:
+                    raise
 
     def request(self, method, path, extra=(), end=True, protocol=None):
         stream_id = self.h2.get_next_available_stream_id()
