@@ -73,4 +73,19 @@ import Testing
         #expect(status == 0, "\(output)")
         #expect(output.contains("RESULT: OK"), "\(output)")
     }
+
+    /// A connection without streams is closed after the idle timeout, with a GOAWAY first.
+    @Test func idleConnectionGetsGoAwayAndIsClosed() async throws {
+        let python = try await ServerInteropTests.interopPython()
+        var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
+        configuration.http2.priorKnowledgeCleartext = true
+        configuration.http2.idleConnectionTimeout = .milliseconds(300)
+        let server = WebSocketServer(configuration: configuration, router: WebSocketRouter(), group: testLoop, logger: testLogger())
+        let port = try #require(try await server.start().port)
+        let script = repositoryRoot.appendingPathComponent("Tests/Interop/h2_websocket_check.py").path
+        let (status, output) = try await runProcess(python, [script, "idle-h2c", "127.0.0.1", "\(port)"])
+        await server.shutdown(gracePeriod: .milliseconds(100))
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("ok: idle connection: GOAWAY"), "\(output)")
+    }
 }

@@ -3,7 +3,8 @@
 
 usage: h2_websocket_check.py MODE HOST PORT [STREAMS]
   MODE tls (ALPN h2, certificate not verified) or h2c (prior knowledge); settings-only-h2c checks
-  that a server without WebSocket endpoints does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL.
+  that a server without WebSocket endpoints does not advertise SETTINGS_ENABLE_CONNECT_PROTOCOL;
+  idle-h2c that a connection without streams gets a GOAWAY and is closed by the server.
 
 The server must have: /echo (echo), /big (on any message, sends a 1 MiB binary message back),
 /nope absent, POST /shutdown (starts a graceful shutdown), GET /healthz.
@@ -41,6 +42,7 @@ STREAMS = int(sys.argv[4]) if len(sys.argv) > 4 else 100
 AUTHORITY = f"{HOST}:{PORT}"
 SCHEME = "https" if MODE == "tls" else "http"
 SETTINGS_ONLY = MODE == "settings-only-h2c"
+IDLE = MODE == "idle-h2c"
 DEADLINE = 60.0
 
 
@@ -205,6 +207,15 @@ class Client:
 def main():
     client = Client()
     client.pump(lambda: any(isinstance(e, str) for e in [getattr(client, "settings_seen", None)]), "the server's SETTINGS")
+    if IDLE:
+        started = time.monotonic()
+        client.pump(lambda: client.goaway is not None, "the idle connection's GOAWAY")
+        client.sock.settimeout(10)
+        while client.sock.recv(65536):
+            pass
+        ok(f"idle connection: GOAWAY (error {client.goaway.error_code}) and closed after {time.monotonic() - started:.2f} s")
+        print("RESULT: OK", flush=True)
+        return
     if SETTINGS_ONLY:
         if client.h2.remote_settings.enable_connect_protocol:
             fail("SETTINGS_ENABLE_CONNECT_PROTOCOL advertised without WebSocket endpoints")

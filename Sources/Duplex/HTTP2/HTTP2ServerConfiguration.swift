@@ -21,12 +21,16 @@ public struct HTTP2ServerConfiguration: Sendable, Hashable {
     /// application stopped reading holds in memory (see docs/http2.md). A WebSocket's outbound water marks
     /// (``WebSocketConfiguration/outboundHighWaterMark``) apply to its stream as to a TCP connection.
     public var streamWindowSize: Int
+    /// How long an HTTP/2 connection may stay without open streams (no WebSocket, no request)
+    /// before the server sends GOAWAY and closes it. Default: 60 s.
+    public var idleConnectionTimeout: TimeAmount
     /// The largest header block (`SETTINGS_MAX_HEADER_LIST_SIZE`) a request may carry. Default: 16 KiB.
     public var maxHeaderListSize: Int
 
     /// A configuration; every setting has a default (see each property).
     public init(priorKnowledgeCleartext: Bool = false, maxConcurrentStreams: Int = 256, streamWindowSize: Int = 65_535,
-                maxHeaderListSize: Int = 16 * 1024) {
+                idleConnectionTimeout: TimeAmount = .seconds(60), maxHeaderListSize: Int = 16 * 1024) {
+        self.idleConnectionTimeout = idleConnectionTimeout
         self.priorKnowledgeCleartext = priorKnowledgeCleartext
         self.maxConcurrentStreams = maxConcurrentStreams
         self.streamWindowSize = streamWindowSize

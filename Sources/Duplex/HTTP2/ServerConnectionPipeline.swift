@@ -64,7 +64,7 @@ extension ServerContext {
         }
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = http2.streamWindowSize
-        let shutdown = HTTP2ConnectionShutdownHandler()
+        let shutdown = HTTP2ConnectionShutdownHandler(idleTimeout: http2.idleConnectionTimeout)
         let streams = NIOLoopBound(shutdown, eventLoop: channel.eventLoop)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(shutdown)
@@ -126,31 +126,62 @@ final class HTTP2PrefaceDetector: ChannelInboundHandler, RemovableChannelHandler
     }
 }
 
-/// The graceful shutdown of one HTTP/2 connection: on ``ServerShutdownEvent`` every stream hears it
-/// (WebSockets close with 1001, in this loop turn), then a GOAWAY tells the client to open no more
-/// streams; the connection closes when its last stream has.
+/// The end of one HTTP/2 connection. Graceful shutdown: on ``ServerShutdownEvent`` every stream
+/// hears it (WebSockets close with 1001, in this loop turn), then a GOAWAY tells the client to open
+/// no more streams; the connection closes when its last stream has. Idle: a connection without
+/// streams for ``HTTP2ServerConfiguration/idleConnectionTimeout`` gets a GOAWAY and is closed.
 final class HTTP2ConnectionShutdownHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
+    private let idleTimeout: TimeAmount
     private var streams: [ObjectIdentifier: any Channel] = [:]
     private var highestStreamID = HTTP2StreamID(0)
     private var goingAway = false
     private var connection: (any Channel)?
+    private var idleTimer: Scheduled<Void>?
+
+    init(idleTimeout: TimeAmount) {
+        self.idleTimeout = idleTimeout
+    }
 
     func handlerAdded(context: ChannelHandlerContext) {
         connection = context.channel
+        armIdleTimer(context.channel)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    private func armIdleTimer(_ channel: any Channel) {
+        idleTimer?.cancel()
+        idleTimer = channel.eventLoop.assumeIsolated().scheduleTask(in: idleTimeout) { [self] in
+            guard streams.isEmpty, !goingAway else { return }
+            goingAway = true
+            sendGoAway(on: channel)
+        }
+    }
+
+    private func sendGoAway(on channel: any Channel) {
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: highestStreamID, errorCode: .noError, opaqueData: nil))
+        channel.writeAndFlush(frame, promise: nil)
+        if streams.isEmpty { channel.close(promise: nil) }
     }
 
     /// A stream the client opened.
     func opened(_ stream: any Channel) {
         let id = ObjectIdentifier(stream)
         streams[id] = stream
+        idleTimer?.cancel()
+        idleTimer = nil
         if let streamID = try? stream.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID), streamID > highestStreamID {
             highestStreamID = streamID
         }
         stream.closeFuture.assumeIsolated().whenComplete { [self] _ in
             streams.removeValue(forKey: id)
-            if goingAway, streams.isEmpty { connection?.close(promise: nil) }
+            guard streams.isEmpty, let connection else { return }
+            if goingAway { connection.close(promise: nil) } else { armIdleTimer(connection) }
         }
     }
 
@@ -160,12 +191,7 @@ final class HTTP2ConnectionShutdownHandler: ChannelInboundHandler, RemovableChan
             for stream in streams.values { stream.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent()) }
             // After this turn's flushes (the 1001s go first), the GOAWAY.
             let channel = context.channel
-            let lastStreamID = highestStreamID
-            context.eventLoop.assumeIsolated().execute { [self] in
-                let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil))
-                channel.writeAndFlush(frame, promise: nil)
-                if streams.isEmpty { channel.close(promise: nil) }
-            }
+            context.eventLoop.assumeIsolated().execute { [self] in sendGoAway(on: channel) }
         }
         context.fireUserInboundEventTriggered(event)
     }
