@@ -60,32 +60,31 @@ import Testing
         try await Self.run(mode: "h2c", tls: nil)
     }
 
-    /// Without WebSocket endpoints the server does not promise extended CONNECT (RFC 8441 §3).
-    @Test func noConnectProtocolSettingWithoutEndpoints() async throws {
+    /// Runs the script in `mode` against an h2c server without endpoints, configured by `configure`.
+    static func runWithoutEndpoints(mode: String, configure: (inout HTTP2ServerConfiguration) -> Void) async throws -> String {
         let python = try await ServerInteropTests.interopPython()
         var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
         configuration.http2.priorKnowledgeCleartext = true
+        configure(&configuration.http2)
         let server = WebSocketServer(configuration: configuration, router: WebSocketRouter(), group: testLoop, logger: testLogger())
         let port = try #require(try await server.start().port)
         let script = repositoryRoot.appendingPathComponent("Tests/Interop/h2_websocket_check.py").path
-        let (status, output) = try await runProcess(python, [script, "settings-only-h2c", "127.0.0.1", "\(port)"])
+        let (status, output) = try await runProcess(python, [script, mode, "127.0.0.1", "\(port)"])
         await server.shutdown(gracePeriod: .milliseconds(100))
         #expect(status == 0, "\(output)")
         #expect(output.contains("RESULT: OK"), "\(output)")
+        return output
+    }
+
+    /// Without WebSocket endpoints the server does not promise extended CONNECT (RFC 8441 §3).
+    @Test func noConnectProtocolSettingWithoutEndpoints() async throws {
+        let output = try await Self.runWithoutEndpoints(mode: "settings-only-h2c") { _ in }
+        #expect(output.contains("ok: no SETTINGS_ENABLE_CONNECT_PROTOCOL"), "\(output)")
     }
 
     /// A connection without streams is closed after the idle timeout, with a GOAWAY first.
     @Test func idleConnectionGetsGoAwayAndIsClosed() async throws {
-        let python = try await ServerInteropTests.interopPython()
-        var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
-        configuration.http2.priorKnowledgeCleartext = true
-        configuration.http2.idleConnectionTimeout = .milliseconds(300)
-        let server = WebSocketServer(configuration: configuration, router: WebSocketRouter(), group: testLoop, logger: testLogger())
-        let port = try #require(try await server.start().port)
-        let script = repositoryRoot.appendingPathComponent("Tests/Interop/h2_websocket_check.py").path
-        let (status, output) = try await runProcess(python, [script, "idle-h2c", "127.0.0.1", "\(port)"])
-        await server.shutdown(gracePeriod: .milliseconds(100))
-        #expect(status == 0, "\(output)")
+        let output = try await Self.runWithoutEndpoints(mode: "idle-h2c") { $0.idleConnectionTimeout = .milliseconds(300) }
         #expect(output.contains("ok: idle connection: GOAWAY"), "\(output)")
     }
 }
