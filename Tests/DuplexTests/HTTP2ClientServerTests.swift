@@ -2,12 +2,17 @@ import Duplex
 import DuplexCore
 import Foundation
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Testing
 
 /// The Duplex client against the Duplex server over HTTP/2 (RFC 8441): many WebSockets as streams
 /// of one TLS connection, failures that stay on their stream, shutdown, and the HTTP/1.1 fallback.
 @Suite struct HTTP2ClientServerTests {
+    /// A loop of their own for these servers and clients: 100 WebSockets in debug builds would
+    /// otherwise hold up the timers of tests on the shared loops for seconds.
+    static let loops: MultiThreadedEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     static func clientConfiguration(_ certificate: TestCertificate) -> WebSocketClientConfiguration {
         // A handshake timeout for a loaded machine (CI runs the suite in parallel).
         var configuration = loopbackClientConfiguration(handshakeTimeout: .seconds(20))
@@ -25,12 +30,12 @@ import Testing
     @Test func hundredWebSocketsOverOneConnection() async throws {
         let certificate = try TestCertificate.make()
         defer { certificate.remove() }
-        try await withServer(Self.router(), tls: try certificate.serverTLS()) { port, server in
+        try await withServer(Self.router(), tls: try certificate.serverTLS(), group: Self.loops) { port, server in
             try await withTimeLimit(60) {
                 let configuration = Self.clientConfiguration(certificate)
                 let sockets = try await withThrowingTaskGroup(of: WebSocket.self) { group in
                     for _ in 0..<100 {
-                        group.addTask { try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration) }
+                        group.addTask { try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration, group: Self.loops) }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
@@ -81,11 +86,11 @@ import Testing
         defer { certificate.remove() }
         let tls = try TLSConfiguration.duplexServer(certificatePath: certificate.certificatePath, privateKeyPath: certificate.keyPath,
                                                     http2: false)
-        try await withServer(Self.router(), tls: tls) { port, server in
+        try await withServer(Self.router(), tls: tls, group: Self.loops) { port, server in
             try await withTimeLimit(30) {
                 let configuration = Self.clientConfiguration(certificate)
                 for round in 0..<2 {
-                    let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
+                    let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration, group: Self.loops)
                     try await ws.send(text: "round \(round)")
                     var messages = ws.messages.makeAsyncIterator()
                     #expect(try await messages.next() == .text("round \(round)"))
@@ -102,16 +107,16 @@ import Testing
     @Test func refusalIsAHandshakeErrorWithTheStatus() async throws {
         let certificate = try TestCertificate.make()
         defer { certificate.remove() }
-        try await withServer(Self.router(), tls: try certificate.serverTLS()) { port, server in
+        try await withServer(Self.router(), tls: try certificate.serverTLS(), group: Self.loops) { port, server in
             try await withTimeLimit(30) {
                 await #expect {
-                    _ = try await WebSocket.connect(to: "wss://localhost:\(port)/nope", configuration: Self.clientConfiguration(certificate))
+                    _ = try await WebSocket.connect(to: "wss://localhost:\(port)/nope", configuration: Self.clientConfiguration(certificate), group: Self.loops)
                 } throws: { error in
                     guard case WebSocketError.handshakeFailed(.unexpectedStatus(let status, _)) = error else { return false }
                     return status == .notFound
                 }
                 // The refusal ended its stream, not the connection: the next WebSocket reuses it.
-                let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: Self.clientConfiguration(certificate))
+                let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: Self.clientConfiguration(certificate), group: Self.loops)
                 try await ws.send(text: "still here")
                 var messages = ws.messages.makeAsyncIterator()
                 #expect(try await messages.next() == .text("still here"))

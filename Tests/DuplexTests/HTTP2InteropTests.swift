@@ -3,6 +3,7 @@ import DuplexCore
 import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
 import NIOSSL
 import Testing
 
@@ -10,6 +11,9 @@ import Testing
 /// (Tests/Interop/h2_websocket_check.py; scripts/interop-venv.sh makes the venv), over TLS with
 /// ALPN and over h2c with prior knowledge.
 @Suite struct HTTP2InteropTests {
+    /// A loop of their own for these servers (100 streams and a 1 MiB message in debug builds).
+    static let loops: MultiThreadedEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
     /// The router the script expects: /echo (with permessage-deflate), /big (1 MiB, 16 KiB fragments),
     /// POST /shutdown.
     static func router(server: NIOLockedValueBox<WebSocketServer?>) -> WebSocketRouter {
@@ -35,7 +39,7 @@ import Testing
         let box = NIOLockedValueBox<WebSocketServer?>(nil)
         var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0, tls: tls, webSocket: quietConfiguration())
         configuration.http2.priorKnowledgeCleartext = tls == nil
-        let server = WebSocketServer(configuration: configuration, router: router(server: box), group: testLoop, logger: testLogger())
+        let server = WebSocketServer(configuration: configuration, router: router(server: box), group: Self.loops, logger: testLogger())
         box.withLockedValue { $0 = server }
         let port = try #require(try await server.start().port)
         let script = repositoryRoot.appendingPathComponent("Tests/Interop/h2_websocket_check.py").path
@@ -66,7 +70,7 @@ import Testing
         var configuration = WebSocketServer.Configuration(host: "127.0.0.1", port: 0)
         configuration.http2.priorKnowledgeCleartext = true
         configure(&configuration.http2)
-        let server = WebSocketServer(configuration: configuration, router: WebSocketRouter(), group: testLoop, logger: testLogger())
+        let server = WebSocketServer(configuration: configuration, router: WebSocketRouter(), group: Self.loops, logger: testLogger())
         let port = try #require(try await server.start().port)
         let script = repositoryRoot.appendingPathComponent("Tests/Interop/h2_websocket_check.py").path
         let (status, output) = try await runProcess(python, [script, mode, "127.0.0.1", "\(port)"])

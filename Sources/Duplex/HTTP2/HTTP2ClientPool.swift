@@ -16,6 +16,8 @@ public enum HTTP2Preference: Sendable, Hashable {
     /// server picks HTTP/1.1 or does not advertise `SETTINGS_ENABLE_CONNECT_PROTOCOL`, the
     /// WebSocket falls back to an HTTP/1.1 upgrade (and that origin is not asked again while the
     /// process runs). Not through an HTTP proxy, and not for `ws://` (browsers never use h2c).
+    /// The shared connection, and so every WebSocket on it, runs on a loop of the group passed to
+    /// the `connect` that opened it.
     case preferred
 }
 
