@@ -9,8 +9,8 @@ import Testing
 
 /// The server's HTTP/2 (RFC 8441) against an independent client: Python's `h2` with `wsproto`
 /// (Tests/Interop/h2_websocket_check.py; scripts/interop-venv.sh makes the venv), over TLS with
-/// ALPN and over h2c with prior knowledge.
-@Suite struct HTTP2InteropTests {
+/// ALPN and over h2c with prior knowledge. Serialized: each run is a CPU-heavy Python process.
+@Suite(.serialized) struct HTTP2InteropTests {
     /// A loop of their own for these servers (100 streams and a 1 MiB message in debug builds).
     static let loops: MultiThreadedEventLoopGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
