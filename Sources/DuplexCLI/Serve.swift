@@ -22,6 +22,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
     @Option(help: "PEM certificate chain for wss:// (with --tls-key).") var tlsCert: String?
     @Option(help: "PEM private key for wss:// (with --tls-cert).") var tlsKey: String?
+    @Flag(inversion: .prefixedNo, help: "With TLS: offer HTTP/2 through ALPN (h2, then http/1.1): WebSockets as HTTP/2 streams (RFC 8441).")
+    var http2 = true
+    @Flag(help: "On a plain port: speak HTTP/2 to clients that open with its preface (h2c, prior knowledge).")
+    var h2c = false
     @Option(help: "Largest message in bytes (close 1009 over it).") var maxMessageSize = Limits.default.maxMessageSize
     @Option(help: "Largest frame payload in bytes (close 1009 over it).") var maxFrameSize = Limits.default.maxFrameSize
     @Option(help: "Seconds between keepalive pings (0 turns them off).") var pingInterval = 30.0
@@ -79,12 +83,14 @@ struct Serve: AsyncParsableCommand {
             outboundLowWaterMark: highWaterMark / 4,
             outboundHardLimit: hardLimit
         )
-        let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
+        let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!, http2: http2) }
         let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
         let reference = ServerReference()
+        var configuration = WebSocketServer.Configuration(host: host, port: port, tls: tls, webSocket: webSocket,
+                                                          handshakeTimeout: .seconds(handshakeTimeout))
+        configuration.http2.priorKnowledgeCleartext = h2c
         let server = WebSocketServer(
-            configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
-                                 handshakeTimeout: .seconds(handshakeTimeout)),
+            configuration: configuration,
             router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
                                 server: reference, metrics: registry),
             group: eventLoops,
@@ -101,7 +107,7 @@ struct Serve: AsyncParsableCommand {
         print("duplex serve: topics \(wsScheme)://\(authority)/topics/NAME, POST \(scheme)://\(authority)/publish/NAME, GET \(scheme)://\(authority)/topics")
         print("duplex serve: SSE and long-polling fallbacks at every endpoint (docs/fallbacks.md), browser client \(scheme)://\(authority)/duplex.js;"
               + " curl -N -H 'Accept: text/event-stream' \(scheme)://\(authority)/topics/NAME")
-        print("duplex serve: health check \(scheme)://\(authority)/healthz")
+        print("duplex serve: health check \(scheme)://\(authority)/healthz, transports \(scheme)://\(authority)/stats/transports")
         if registry != nil { print("duplex serve: Prometheus metrics \(scheme)://\(authority)/metrics") }
         fflush(nil)  // all streams: the URLs must show at once in a pipe too
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
@@ -130,6 +136,7 @@ struct Serve: AsyncParsableCommand {
             ws.send(data)
         })))
         DemoPage.register(in: &router)
+        TransportRoutes.register(on: &router, server: server)
         return router
     }
 }

@@ -37,6 +37,14 @@ import Testing
         #expect(try Serve.parse(["--no-deflate"]).deflate == false)
     }
 
+    @Test func http2Options() throws {
+        let defaults = try Serve.parse([])
+        #expect(defaults.http2, "with TLS, h2 is offered by default")
+        #expect(!defaults.h2c, "h2c is off by default")
+        #expect(try Serve.parse(["--no-http2"]).http2 == false)
+        #expect(try Serve.parse(["--h2c"]).h2c)
+    }
+
     @Test func demoAppIsServedFromTheBundle() throws {
         let responses = Dictionary(uniqueKeysWithValues: DemoPage.responses().map { ($0.path, $0.response) })
         let types = ["/": "text/html", "/demo/app.js": "text/javascript", "/demo/style.css": "text/css", "/duplex.js": "text/javascript"]

@@ -31,8 +31,11 @@ public final class WebSocketServer: Service, Sendable {
         public var host: String
         /// Port to listen on; 0 picks a free one (see ``WebSocketServer/start()``). Default: 8080.
         public var port: Int
-        /// TLS (wss://); nil serves plain ws://.
+        /// TLS (wss://); nil serves plain ws://. With `h2` among its ALPN protocols, HTTP/2 is
+        /// served too (see ``http2``).
         public var tls: TLSConfiguration?
+        /// HTTP/2: WebSockets as streams (RFC 8441) and plain routes; h2c. See ``HTTP2ServerConfiguration``.
+        public var http2 = HTTP2ServerConfiguration()
         /// Settings of each WebSocket connection (endpoints may override).
         public var webSocket: WebSocketConfiguration
         /// Time a new connection has to send a complete request, and a keep-alive HTTP
@@ -157,16 +160,7 @@ public final class WebSocketServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     context.track(channel)
-                    let sync = channel.pipeline.syncOperations
-                    if let sslContext {
-                        try sync.addHandler(NIOSSLServerHandler(context: sslContext))
-                    }
-                    let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-                    let encoder = HTTPResponseEncoder()
-                    try sync.addHandler(decoder)
-                    try sync.addHandler(encoder)
-                    try sync.addHandler(HTTPServerHandler(server: context, decoder: decoder, encoder: encoder,
-                                                          connectionID: context.nextConnectionID(), secure: sslContext != nil))
+                    try context.configureConnection(channel, sslContext: sslContext)
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
@@ -238,6 +232,7 @@ final class ServerContext: Sendable {
     let topics = TopicRegistry()
     /// The HTTP fallback sessions of its endpoints.
     let sessions = HTTPSessionTable()
+    let transportStatistics = TransportStatistics()
     /// The settings of each WebSocket endpoint, by its path as registered, made once.
     let endpointSettings: [String: ConnectionSettings]
     private let liveWebSockets: LiveConnectionCounter
@@ -283,6 +278,7 @@ final class ServerContext: Sendable {
     }
 
     func track(_ channel: any Channel) {
+        transportStatistics.accepted()
         let id = ObjectIdentifier(channel)
         channels.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { [self] _ in
