@@ -222,6 +222,13 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func accept(_ upgrade: ServerHandshake.UpgradeRequest, endpoint: WebSocketEndpoint, request: RouteRequest,
                         nioHead: HTTPRequestHead, userData: (any Sendable)?, headerFields: HTTPFields, context: ChannelHandlerContext) {
+        // An upgrade that completes after the server started shutting down (its request was
+        // still arriving, or its upgrade hook still deciding) would open a WebSocket that nobody
+        // tells to go away, held until the end of the grace period: refuse it now.
+        guard !shuttingDown else {
+            sendError(.serviceUnavailable, reason: "server shutting down", headerFields: [.retryAfter: "1"], context: context)
+            return
+        }
         let subprotocol = endpoint.selectSubprotocol(from: upgrade.subprotocols)
         let acceptance = ServerHandshake.accept(upgrade, subprotocol: subprotocol, extensions: endpoint.extensions)
         var fields = acceptance.headerFields
