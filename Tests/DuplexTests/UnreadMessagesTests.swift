@@ -14,8 +14,8 @@ import Testing
     @Test func aServerHandlerThatNeverReadsStillAnswersPingsPongsAndClose() async throws {
         let closes = Mailbox<CloseFrame?>()
         var router = WebSocketRouter()
-        // The server pings every 200 ms and gives up after 1 s without a pong.
-        let configuration = quietConfiguration(pingInterval: .milliseconds(200), pongTimeout: .seconds(1),
+        // The server pings every 200 ms and gives up after 2 s without a pong.
+        let configuration = quietConfiguration(pingInterval: .milliseconds(200), pongTimeout: .seconds(2),
                                                inboundQueueSize: 2)
         router.webSocket("/ticker", WebSocketEndpoint(configuration: configuration) { ws in
             try await ws.send(text: "tick")
@@ -29,7 +29,7 @@ import Testing
             for n in 0..<Self.unread { try await client.sendText("message \(n)") }
             // Well past the server's pong timeout: its keepalive pings are answered (autoPong) and read.
             for n in 0..<8 {
-                try await Task.sleep(for: .milliseconds(300))
+                try await Task.sleep(for: .milliseconds(400))
                 try await client.sendPing(Array("p\(n)".utf8))
             }
             var pongs = 0
@@ -49,14 +49,14 @@ import Testing
         var router = WebSocketRouter()
         // The server sends more messages than the client's queue holds, then echoes.
         router.webSocket("/flood", WebSocketEndpoint(
-            configuration: quietConfiguration(pingInterval: .milliseconds(200), pongTimeout: .seconds(1)),
+            configuration: quietConfiguration(pingInterval: .milliseconds(200), pongTimeout: .seconds(2)),
             callbacks: WebSocketCallbacks(
                 onOpen: { ws in for n in 0..<Self.unread { ws.send(text: "message \(n)") } },
                 onMessage: { ws, data in ws.send(data) },
                 onClose: { _, frame in serverCloses.put(frame) }
             )))
         try await withServer(router) { port, _ in
-            let webSocket = WebSocketConfiguration(pingInterval: .milliseconds(200), pongTimeout: .seconds(1),
+            let webSocket = WebSocketConfiguration(pingInterval: .milliseconds(200), pongTimeout: .seconds(2),
                                                    inboundQueueSize: 2)
             let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/flood",
                                                  configuration: WebSocketClientConfiguration(webSocket: webSocket),
@@ -64,10 +64,10 @@ import Testing
             // A ticker: sends, never iterates ws.messages, for well past both pong timeouts.
             for n in 0..<10 {
                 try await ws.send(text: "tick \(n)")
-                try await Task.sleep(for: .milliseconds(250))
+                try await Task.sleep(for: .milliseconds(350))
             }
             let roundTrip = try await ws.ping(ByteBuffer(string: "still there"))
-            #expect(roundTrip < .seconds(1))
+            #expect(roundTrip < .seconds(2))
             #expect(ws.closeFrame == nil)
             #expect(serverCloses.pending.isEmpty)
             let frame = try await ws.close()
