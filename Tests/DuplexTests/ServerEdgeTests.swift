@@ -48,8 +48,7 @@ import Testing
         // connections still echo and that the server logged the accept error, frees some and
         // checks that new connections are accepted again.
         let python = try await ServerInteropTests.interopPython()
-        let duplex = repositoryRoot.appendingPathComponent(".build/debug/duplex").path
-        try #require(FileManager.default.isExecutableFile(atPath: duplex), "build duplex first (swift build)")
+        let duplex = try ClientCLITests.executable().path
         let script = repositoryRoot.appendingPathComponent("Tests/Interop/accept_emfile_check.py").path
         let (status, output) = try await runProcess(python, [script, duplex], timeout: .seconds(90))
         #expect(status == 0, "\(output)")
