@@ -297,9 +297,12 @@ extension FallbackTransportTests {
         var fallback = HTTPFallbackConfiguration()
         fallback.maxPollAnswerBytes = 100
         var router = Self.router(fallback: fallback)
-        // Reads one message, then waits for the gate: its queue (one message) holds the next POST.
+        // Reads one message, then waits for the gate: its queue (one message, and a byte budget
+        // that lets no second one read ahead) holds the next POST.
         let gate = Gate()
-        var slow = WebSocketEndpoint(configuration: quietConfiguration(inboundQueueSize: 1)) { ws in
+        var held = quietConfiguration(inboundQueueSize: 1)
+        held.inboundQueueBytes = 1
+        var slow = WebSocketEndpoint(configuration: held) { ws in
             for try await _ in ws.messages { await gate.wait() }
         }
         slow.fallback = fallback

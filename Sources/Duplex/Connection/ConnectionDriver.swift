@@ -471,7 +471,7 @@ struct PingWaiter {
 }
 
 /// When a connection holds its reads (inbound backpressure): the application's queue of
-/// received messages is full. (The other reason, an outbound buffer over its hard limit, is
+/// received messages is full, in messages and in bytes (see ``InboundMessageQueue``). (The other reason, an outbound buffer over its hard limit, is
 /// ``OutboundFlow``'s.)
 struct InboundFlow {
     var queueFull = false

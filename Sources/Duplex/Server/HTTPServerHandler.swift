@@ -186,6 +186,13 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func accept(_ accepted: AcceptedWebSocket, nioHead: HTTPRequestHead, context: ChannelHandlerContext) {
+        // An upgrade that completes after the server started shutting down (its request was
+        // still arriving, or its upgrade hook still deciding) would open a WebSocket that nobody
+        // tells to go away, held until the end of the grace period: refuse it now.
+        guard !shuttingDown else {
+            sendError(.serviceUnavailable, reason: "server shutting down", headerFields: [.retryAfter: "1"], context: context)
+            return
+        }
         let head = HTTPResponseHead(HTTPResponse(status: .switchingProtocols, headerFields: accepted.headerFields))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)

@@ -62,6 +62,10 @@ public final class WebSocketServer: Service, Sendable {
         /// per message; do not block in handlers), rather than on Swift's global executor.
         /// Default: true.
         public var runsHandlersOnEventLoops: Bool
+        /// How long the server stops accepting after accepting failed (EMFILE/ENFILE when file
+        /// descriptors run out, ENOBUFS, ENOMEM); the error is logged, the open connections go
+        /// on, and accepting resumes after this delay (NIO's `AcceptBackoffHandler`). Default: 1 s.
+        public var acceptRetryDelay: TimeAmount
 
         /// A configuration; every setting has a default (see each property).
         public init(
@@ -76,7 +80,8 @@ public final class WebSocketServer: Service, Sendable {
             backlog: Int32 = 4096,
             acceptsPerWakeup: UInt = 256,
             initialReceiveBufferSize: Int = 512,
-            runsHandlersOnEventLoops: Bool = true
+            runsHandlersOnEventLoops: Bool = true,
+            acceptRetryDelay: TimeAmount = .seconds(1)
         ) {
             self.host = host
             self.port = port
@@ -90,6 +95,7 @@ public final class WebSocketServer: Service, Sendable {
             self.acceptsPerWakeup = acceptsPerWakeup
             self.initialReceiveBufferSize = initialReceiveBufferSize
             self.runsHandlersOnEventLoops = runsHandlersOnEventLoops
+            self.acceptRetryDelay = acceptRetryDelay
         }
     }
 
@@ -149,7 +155,16 @@ public final class WebSocketServer: Service, Sendable {
     public func start() async throws -> SocketAddress {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
         let context = self.context
+        let retryDelay = configuration.acceptRetryDelay
+        let logger = self.logger
         let channel = try await ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: true) { _ in retryDelay })
+                    try sync.addHandler(AcceptErrorLogger(logger: logger, retryDelay: retryDelay))
+                }
+            }
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: configuration.acceptsPerWakeup)
