@@ -4,8 +4,11 @@
 // colon; the other lines (split at CRLF) are `name: value` fields (a line without a colon
 // is a name with an empty value).
 // Checks:
-// - ServerHandshake.validate (with a 2 KiB header limit) never crashes; a request that
-//   validates has GET, HTTP/1.1+, one non-empty Host, the upgrade tokens, version 13 and
+// - ServerHandshake.validate (with a 2 KiB header limit), on the method, URI, version and
+//   fields as HTTPServerHandler passes them from NIOHTTP1's request head: it accepts exactly
+//   when an independent reading of RFC 6455 §4.2.1 does, and rejects with that reading's first
+//   broken rule, its status (405 with Allow: GET, 426 with Sec-WebSocket-Version: 13, 431, else
+//   400); the URI splits into path and query at the first "?"; a request that validates has GET, HTTP/1.1+, one non-empty Host, the upgrade tokens, version 13 and
 //   exactly one Sec-WebSocket-Key field whose value is a valid key; its 101 response (with
 //   permessage-deflate and the first subprotocol accepted) satisfies a ClientHandshake with
 //   the same key, and the two negotiated deflate codecs interoperate;
@@ -15,35 +18,6 @@
 //   s3pPLMBiTxaQ9kYGzzhZRbK+xOo=) never crashes; a response it accepts has exactly one
 //   correct Sec-WebSocket-Accept and no unoffered subprotocol or extension.
 import NIOCore
-
-let fixedKey = "dGhlIHNhbXBsZSBub25jZQ=="
-let fixedAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-func splitLines(_ bytes: [UInt8]) -> [String] {
-    var lines: [String] = []
-    var start = 0
-    var i = 0
-    while i + 1 < bytes.count {
-        if bytes[i] == 0x0D && bytes[i + 1] == 0x0A {
-            lines.append(String(decoding: bytes[start..<i], as: UTF8.self))
-            i += 2
-            start = i
-        } else {
-            i += 1
-        }
-    }
-    lines.append(String(decoding: bytes[start...], as: UTF8.self))
-    return lines
-}
-
-/// Independent of Base64.decode: 22 base64 characters then "==" (16 bytes).
-func looksLikeKey(_ key: String) -> Bool {
-    let chars = Array(key.utf8)
-    guard chars.count == 24, chars[22] == UInt8(ascii: "="), chars[23] == UInt8(ascii: "=") else { return false }
-    return chars[..<22].allSatisfy { c in
-        (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2B || c == 0x2F
-    }
-}
 
 func checkExtensionValue(_ value: String) {
     guard let offers = try? ExtensionOffer.parse([value]) else { return }
@@ -64,16 +38,60 @@ func checkExtensionValue(_ value: String) {
     }
 }
 
+/// The first rule of RFC 6455 §4.2.1 (in the order the server checks them) that `request`
+/// breaks, read independently of ServerHandshake; nil for a valid upgrade request.
+func referenceServerVerdict(_ request: ServerHandshake.Request) -> String? {
+    let headers = request.headers
+    let size = headers.fields.reduce(0) { $0 + $1.name.utf8.count + 2 + $1.value.utf8.count + 2 }
+    if size > 2048 { return "headersTooLarge" }
+    if Array(request.method.utf8) != Array("GET".utf8) { return "methodNotGet" }
+    if request.versionMajor < 1 || request.versionMajor == 1 && request.versionMinor < 1 { return "httpVersionTooOld" }
+    let hosts = referenceValues(headers, "Host")
+    if hosts.count != 1 || hosts[0].utf8.isEmpty { return "missingHost" }
+    if !referenceContainsToken(headers, "Upgrade", "websocket") { return "missingUpgrade" }
+    if !referenceContainsToken(headers, "Connection", "upgrade") { return "missingConnectionUpgrade" }
+    let keys = referenceValues(headers, "Sec-WebSocket-Key")
+    if keys.count != 1 || !looksLikeKey(referenceTrim(keys[0])) { return "invalidKey" }
+    let versions = referenceElements(headers, "Sec-WebSocket-Version")
+    if versions.isEmpty { return "missingVersion" }
+    if versions != ["13"] { return "unsupportedVersion" }
+    let tokenBytes = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+    if !referenceElements(headers, "Sec-WebSocket-Protocol").allSatisfy({ $0.utf8.allSatisfy(tokenBytes.contains) }) {
+        return "malformedSubprotocols"
+    }
+    if (try? ExtensionOffer.parse(referenceValues(headers, "Sec-WebSocket-Extensions"))) == nil { return "malformedExtensions" }
+    return nil
+}
+
 func checkServer(_ request: ServerHandshake.Request) {
+    // The request target's parts, as the router sees them.
+    if let query = request.query {
+        fuzzCheck(request.path + "?" + query == request.uri && !request.path.contains("?"), "uri \(request.uri) split as \(request.path) ? \(query)")
+    } else {
+        fuzzCheck(request.path == request.uri && !request.uri.contains("?"), "uri \(request.uri) has path \(request.path)")
+    }
     let result = ServerHandshake.validate(request, maxHeaderBytes: 2048)
+    let expected = referenceServerVerdict(request)
     let upgrade: ServerHandshake.UpgradeRequest
     switch result {
     case .failure(let error):
-        _ = ServerHandshake.rejection(for: error)
-        fuzzCheck([400, 405, 426, 431].contains(error.status), "status \(error.status)")
+        fuzzCheck(verdictName(error) == expected, "rejected with \(error), the reference says \(expected ?? "valid")")
+        let extra = ServerHandshake.rejection(for: error)
+        switch error {
+        case .methodNotGet:
+            fuzzCheck(error.status == 405 && extra == ["Allow": "GET"], "405 without Allow: GET")
+        case .unsupportedVersion, .missingVersion:
+            fuzzCheck(error.status == (expected == "missingVersion" ? 400 : 426) && extra == ["Sec-WebSocket-Version": "13"],
+                      "\(error.status) for \(error) with \(extra)")
+        case .headersTooLarge:
+            fuzzCheck(error.status == 431 && extra.fields.isEmpty, "\(error.status) for \(error)")
+        default:
+            fuzzCheck(error.status == 400 && extra.fields.isEmpty, "\(error.status) for \(error)")
+        }
         _ = error.description
         return
     case .success(let value):
+        fuzzCheck(expected == nil, "accepted, the reference says \(expected!)")
         upgrade = value
     }
     let headers = request.headers
@@ -159,14 +177,7 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
             minor = numbers.count > 1 ? Int(numbers[1]) ?? 0 : 0
         }
     }
-    var headers = HeaderList()
-    for line in lines where !line.isEmpty {
-        if let colon = line.firstIndex(of: ":") {
-            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...]))
-        } else {
-            headers.add(name: line, value: "")
-        }
-    }
+    let headers = headerList(lines)
     for field in headers { checkExtensionValue(field.value) }
     checkServer(ServerHandshake.Request(method: method, uri: uri, versionMajor: major, versionMinor: minor, headers: headers))
     checkClient(headers)

@@ -113,6 +113,36 @@ write(fh, "response-deflate", ("Upgrade: websocket\r\nConnection: keep-alive, Up
                                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                                "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9; client_max_window_bits=10\r\n").encode())
 
+# FuzzExtensions: [server config] [client config] [flags] [values, one a line]
+fe = "FuzzExtensions"
+write(fe, "browser-offer", bytes([0x00, 0x00, 0x00]) + b"permessage-deflate; client_max_window_bits")
+write(fe, "two-offers", bytes([0x0D, 0x40, 0x00]) + b"permessage-deflate; client_max_window_bits; server_max_window_bits=10, "
+      b"permessage-deflate\r\nx-test")
+write(fe, "quoted-and-flags", bytes([0x23, 0x03, 0x01]) + b"permessage-deflate; server_no_context_takeover; "
+      b"client_no_context_takeover; client_max_window_bits=\"12\"")
+write(fe, "responses", bytes([0xE2, 0x87, 0x02]) + b"permessage-deflate; server_max_window_bits=9; client_max_window_bits=10\r\n"
+      b"permessage-deflate; server_no_context_takeover; server_max_window_bits=8")
+write(fe, "invalid-then-valid", bytes([0x04, 0x20, 0x00]) + b"permessage-deflate; server_max_window_bits=08, "
+      b"permessage-deflate; client_max_window_bits=16, permessage-deflate; Server_Max_Window_Bits=15\r\n, ,x-webkit-deflate-frame")
+write(fe, "duplicate", bytes([0x18, 0x61, 0x03]) + b"PerMessage-Deflate; client_no_context_takeover; client_no_context_takeover, "
+      b"x-test; a=b, X-Test")
+
+# FuzzClientHandshake: [config] [deflate config] [status line, then fields]
+fch = "FuzzClientHandshake"
+RESPONSE = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
+write(fch, "rfc-response", bytes([0x00, 0x00]) + RESPONSE.encode())
+write(fch, "subprotocol", bytes([0x02, 0x00]) + (RESPONSE + "Sec-WebSocket-Protocol: superchat\r\n").encode())
+write(fch, "deflate", bytes([0x05, 0x00]) + (RESPONSE + "Sec-WebSocket-Protocol: chat\r\n"
+                                               "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12\r\n").encode())
+write(fch, "deflate-and-test", bytes([0x0C, 0xE3]) + (RESPONSE + "Sec-WebSocket-Extensions: permessage-deflate; "
+                                                       "server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9, x-test\r\n").encode())
+write(fch, "rsv-conflict", bytes([0x14, 0x00]) + (RESPONSE + "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                                                   "Sec-WebSocket-Extensions: x-test\r\n").encode())
+write(fch, "other-key", bytes([0x21, 0x00]) + ("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nconnection: keep-alive, upgrade\r\n"
+                                               "sec-websocket-accept:  HSmrc0sMlYUkAGmm5OPpG2HaGWk= \r\nsec-websocket-protocol: chat\r\n").encode())
+write(fch, "not-101", bytes([0x00, 0x00]) + b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n")
+
 # FuzzInflate: [config] [split seed] [bytes]
 fi = "FuzzInflate"
 write(fi, "rfc-hello", bytes([0x07, 0x01]) + HELLO_DEFLATED)
