@@ -143,6 +143,37 @@ write(fch, "other-key", bytes([0x21, 0x00]) + ("HTTP/1.1 101 OK\r\nupgrade: WebS
                                                "sec-websocket-accept:  HSmrc0sMlYUkAGmm5OPpG2HaGWk= \r\nsec-websocket-protocol: chat\r\n").encode())
 write(fch, "not-101", bytes([0x00, 0x00]) + b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n")
 
+# FuzzTimers: [flags] [ping interval] [pong timeout] [idle timeout] [close timeout] [op, argument]...
+# Durations: (v & 63) units of 1 us, 1 ms, 100 ms, 1 h (v >> 6); 0 is "not set".
+ft = "FuzzTimers"
+T_ADV, T_START, T_FIRE, T_AT_DEADLINE, T_PONG, T_PING, T_TEXT, T_CLOSE_IN, T_CLOSE, T_APP_PING, T_SEND, T_BAD, T_PONG_UNTIMED, T_GONE, T_SPLIT_PONG = range(15)
+
+
+def program(*ops):
+    return bytes(x for op in ops for x in op)
+
+
+MS = lambda n: 0x40 | n  # noqa: E731
+write(ft, "keepalive-answered", bytes([0x02, MS(10), MS(5), 0, 0]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_ADV, MS(2)), (T_PONG, 0), (T_AT_DEADLINE, 0), (T_PONG, 0), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0)))
+write(ft, "pong-timeout-close", bytes([0x02, MS(10), MS(5), 0, MS(20)]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0), (T_TEXT, 3), (T_AT_DEADLINE, 0), (T_GONE, 0)))
+write(ft, "pong-timeout-drop", bytes([0x06, MS(1), MS(1), 0, 0]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_ADV, 0x80 | 1), (T_FIRE, 0), (T_PONG, 0)))
+write(ft, "idle", bytes([0x02, 0, MS(1), MS(50), MS(30)]) + program(
+    (T_START, 0), (T_ADV, MS(10)), (T_TEXT, 2), (T_AT_DEADLINE, 0), (T_ADV, MS(45)), (T_FIRE, 0), (T_AT_DEADLINE, 0), (T_CLOSE_IN, 0)))
+write(ft, "application-pings", bytes([0x02, MS(20), MS(10), 0, 0]) + program(
+    (T_START, 0), (T_APP_PING, 1), (T_ADV, MS(1)), (T_APP_PING, 2), (T_APP_PING, 2), (T_ADV, MS(3)), (T_PONG, 1), (T_APP_PING, 0xF1),
+    (T_AT_DEADLINE, 0), (T_SPLIT_PONG, MS(2)), (T_APP_PING, 0xFE), (T_PONG_UNTIMED, 0)))
+write(ft, "client-close", bytes([0x03, MS(5), MS(5), MS(40), MS(25)]) + program(
+    (T_START, 0), (T_APP_PING, 7), (T_ADV, MS(1)), (T_CLOSE, 0), (T_SEND, 0), (T_PING, 2), (T_CLOSE_IN, 0), (T_AT_DEADLINE, 0), (T_GONE, 0)))
+write(ft, "client-peer-closes-first", bytes([0x01, 0, MS(1), 0, MS(8)]) + program(
+    (T_START, 0), (T_CLOSE_IN, 1), (T_ADV, MS(3)), (T_FIRE, 0), (T_AT_DEADLINE, 0)))
+write(ft, "saturating-clock", bytes([0x22, 0xFF, 0xFF, 0xFF, 0xFF]) + program(
+    (T_START, 0), (T_ADV, 0xC0 | 63), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0), (T_CLOSE, 0x03), (T_CLOSE, 2), (T_AT_DEADLINE, 0)))
+write(ft, "zero-durations", bytes([0x1A, 0x80, 0x00, 0xC0, 0x40]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0), (T_BAD, 0), (T_FIRE, 0)))
+
 # FuzzInflate: [config] [split seed] [bytes]
 fi = "FuzzInflate"
 write(fi, "rfc-hello", bytes([0x07, 0x01]) + HELLO_DEFLATED)
