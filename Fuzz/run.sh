@@ -4,7 +4,8 @@
 #   Fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (0 seconds: build only)
 #
 # Exit status: 0 when every target ran its time; 1 when one crashed, broke an invariant, timed
-# out (-timeout=5 per input) or went over -rss_limit_mb=2048 (the reproducer's path is printed);
+# out (-timeout=5 per input) or went over -rss_limit_mb=2048 (the log's tail and each reproducer's
+# path and bytes are printed);
 # 2 for a build failure. See Fuzz/README.md.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -104,7 +105,14 @@ for target in "${TARGETS[@]}"; do
   if [ $status -ne 0 ]; then
     echo "FAILED: $target (exit $status); log: $log" >&2
     grep -E "INVARIANT|ERROR: |SUMMARY|==ERROR|Fatal error|deadly signal|timeout|out-of-memory" "$log" | head -20 >&2
-    grep -oE "Test unit written to .*" "$log" | sed 's/^Test unit written to /reproducer: /' >&2
+    echo "--- the log's last 80 lines" >&2
+    tail -n 80 "$log" >&2
+    # The reproducers (crash-*, leak-*, timeout-*, oom-*) with their bytes, so that a CI log
+    # whose machine is gone still has them.
+    grep -oE "Test unit written to .*" "$log" | sed 's/^Test unit written to //' | while read -r unit; do
+      echo "--- reproducer: $unit ($(wc -c < "$unit") bytes)" >&2
+      if command -v xxd >/dev/null; then xxd "$unit" >&2; else od -A x -t x1z -v "$unit" >&2; fi
+    done
     echo "reproduce: $BUILD/$target <reproducer>" >&2
     failed+=("$target")
   fi
