@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // The WebSocket protocol, sans-I/O: no sockets, clocks, threads or event loops.
@@ -27,6 +30,7 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CompressNIO", package: "compress-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
         // The network layer: server and client over SwiftNIO.
@@ -40,6 +44,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -51,7 +57,11 @@ let package = Package(
             dependencies: [
                 "Duplex",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            // The demo app at `/` (index.html, app.js, style.css), read with Bundle.module.
+            resources: [.copy("Resources")]
         ),
         // Side-by-side micro-benchmarks of DuplexCore against SwiftNIO's NIOWebSocket.
         .executableTarget(
@@ -109,7 +119,10 @@ let package = Package(
         ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
-        .testTarget(name: "DuplexCoreTests", dependencies: ["DuplexCore"]),
+        .testTarget(
+            name: "DuplexCoreTests",
+            dependencies: ["DuplexCore", .product(name: "HTTPTypes", package: "swift-http-types")]
+        ),
         .testTarget(
             name: "DuplexTests",
             dependencies: [
@@ -121,8 +134,18 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
-        .testTarget(name: "DuplexCLITests", dependencies: ["DuplexCLI"]),
+        .testTarget(
+            name: "DuplexCLITests",
+            dependencies: [
+                "DuplexCLI",
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
     ]
 )

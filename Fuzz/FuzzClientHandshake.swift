@@ -24,6 +24,7 @@
 // - the request of every configuration passes ServerHandshake.validate, and our server's answer
 //   to it (permessage-deflate and the test extension accepted when offered, the first
 //   subprotocol chosen) passes validate with the same extensions.
+import HTTPTypes
 import NIOCore
 
 final class ClientTestExtension: WebSocketExtension {
@@ -76,7 +77,7 @@ struct ClientFuzzConfig {
 }
 
 /// The first rule the response breaks, read independently of ClientHandshake; nil when valid.
-func referenceClientVerdict(status: Int, headers: HeaderList, config: ClientFuzzConfig, accept: String) -> String? {
+func referenceClientVerdict(status: Int, headers: HTTPFields, config: ClientFuzzConfig, accept: String) -> String? {
     if status != 101 { return "unexpectedStatus" }
     if !referenceContainsToken(headers, "Upgrade", "websocket") { return "responseMissingUpgrade" }
     if !referenceContainsToken(headers, "Connection", "upgrade") { return "responseMissingConnectionUpgrade" }
@@ -107,16 +108,16 @@ func referenceClientVerdict(status: Int, headers: HeaderList, config: ClientFuzz
     return nil
 }
 
-func checkResponse(status: Int, headers: HeaderList, config: ClientFuzzConfig, sample: [UInt8]) {
+func checkResponse(status: Int, headers: HTTPFields, config: ClientFuzzConfig, sample: [UInt8]) {
     let client = ClientHandshake(host: "example.com", subprotocols: config.subprotocols, extensions: config.negotiators, key: config.key)
     let accept = AcceptKey.accept(forKey: config.key)
     let expected = referenceClientVerdict(status: status, headers: headers, config: config, accept: accept)
     let result: ClientHandshake.Result
     do {
-        result = try client.validate(status: status, headers: headers)
+        result = try client.validate(HTTPResponse(status: .init(code: status), headerFields: headers))
     } catch {
         fuzzCheck(verdictName(error) == expected, "rejected with \(error), the reference says \(expected ?? "valid")")
-        if case .unexpectedStatus(let s, let h) = error { fuzzCheck(s == status && h == headers, "unexpectedStatus carries \(s)") }
+        if case .unexpectedStatus(let s, let h) = error { fuzzCheck(s.code == status && h == headers, "unexpectedStatus carries \(s)") }
         _ = error.description
         return
     }
@@ -138,10 +139,9 @@ func checkResponse(status: Int, headers: HeaderList, config: ClientFuzzConfig, s
 /// Our client's request passes our server, and our server's answer passes our client.
 func checkRoundTrip(config: ClientFuzzConfig) {
     let client = ClientHandshake(host: "example.com", subprotocols: config.subprotocols, extensions: config.negotiators, key: config.key)
-    let request = ServerHandshake.Request(method: "GET", uri: "/chat", headers: client.requestHeaders)
-    let upgrade: ServerHandshake.UpgradeRequest
-    switch ServerHandshake.validate(request) {
-    case .failure(let error): fuzzFail("our server rejects our client's request \(client.requestHeaders): \(error)")
+        let upgrade: ServerHandshake.UpgradeRequest
+    switch ServerHandshake.validate(client.request) {
+    case .failure(let error): fuzzFail("our server rejects our client's request \(client.request.headerFields): \(error)")
     case .success(let value): upgrade = value
     }
     fuzzCheck(upgrade.key == config.key && upgrade.subprotocols == config.subprotocols, "request read as \(upgrade)")
@@ -152,12 +152,12 @@ func checkRoundTrip(config: ClientFuzzConfig) {
     let acceptance = ServerHandshake.accept(upgrade, subprotocol: upgrade.subprotocols.first, extensions: serverNegotiators)
     defer { for ext in acceptance.extensions { ext.shutdown() } }
     do {
-        let result = try client.validate(status: 101, headers: acceptance.headers)
+        let result = try client.validate(HTTPResponse(status: .switchingProtocols, headerFields: acceptance.headerFields))
         defer { for ext in result.extensions { ext.shutdown() } }
         fuzzCheck(result.subprotocol == config.subprotocols.first, "subprotocol \(String(describing: result.subprotocol))")
         fuzzCheck(result.extensions.map(\.name) == acceptance.extensions.map(\.name), "extensions \(result.extensions.map(\.name))")
     } catch {
-        fuzzFail("our client rejects our server's answer \(acceptance.headers): \(error)")
+        fuzzFail("our client rejects our server's answer \(acceptance.headerFields): \(error)")
     }
 }
 
@@ -173,8 +173,11 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
         lines.removeFirst()
         if let number = first.split(separator: " ").lazy.compactMap({ Int($0) }).first { status = number }
     }
-    let headers = headerList(lines)
-    checkResponse(status: status, headers: headers, config: config, sample: Array(text.prefix(256)))
+    let headers = httpFields(lines)
+    // A status line has three digits (HTTPResponse.Status holds 0...999).
+    if (0...999).contains(status) {
+        checkResponse(status: status, headers: headers, config: config, sample: Array(text.prefix(256)))
+    }
     checkRoundTrip(config: config)
     return 0
 }

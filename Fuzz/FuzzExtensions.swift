@@ -27,6 +27,7 @@
 //   it accepts exactly when the reference reading of §7.1 says the answer fits its offer,
 //   fails otherwise with `extensionRejected`, and an accepted codec has the agreed parameters
 //   and interoperates with a server codec made from the answer.
+import HTTPTypes
 import NIOCore
 
 /// An extension that changes nothing, on a configurable RSV bit (for the negotiator order and
@@ -114,12 +115,12 @@ func checkServerRole(_ offers: [ExtensionOffer], _ configuration: PerMessageDefl
     }
 
     let upgrade = ServerHandshake.UpgradeRequest(
-        request: ServerHandshake.Request(method: "GET", uri: "/", headers: ["Host": "example.com"]),
+        request: HTTPRequest(method: .get, scheme: nil, authority: "example.com", path: "/"),
         key: fixedKey, subprotocols: [], extensionOffers: offers)
     let acceptance = ServerHandshake.accept(upgrade, extensions: negotiators)
     defer { for ext in acceptance.extensions { ext.shutdown() } }
     fuzzCheck(acceptance.extensions.map(\.name) == expected, "accepted \(acceptance.extensions.map(\.name)), expected \(expected)")
-    let headerValues = acceptance.headers.values("Sec-WebSocket-Extensions")
+    let headerValues = acceptance.headerFields[values: .secWebSocketExtensions]
     guard !expected.isEmpty else {
         fuzzCheck(headerValues.isEmpty, "a Sec-WebSocket-Extensions header without an extension")
         return

@@ -2,21 +2,25 @@
 //
 // Input: text. The first line is the request line (`METHOD URI HTTP/x.y`) when it has no
 // colon; the other lines (split at CRLF) are `name: value` fields (a line without a colon
-// is a name with an empty value).
+// is a name with an empty value; a line whose name is not a valid field name is dropped, as
+// NIO's HTTPTypes bridge drops it). As over HTTP/1.1, the first Host field is the request's
+// authority; a method that is not a token skips the server's checks.
 // Checks:
-// - ServerHandshake.validate (with a 2 KiB header limit), on the method, URI, version and
-//   fields as HTTPServerHandler passes them from NIOHTTP1's request head: it accepts exactly
-//   when an independent reading of RFC 6455 §4.2.1 does, and rejects with that reading's first
-//   broken rule, its status (405 with Allow: GET, 426 with Sec-WebSocket-Version: 13, 431, else
-//   400); the URI splits into path and query at the first "?"; a request that validates has GET, HTTP/1.1+, one non-empty Host, the upgrade tokens, version 13 and
+// - ServerHandshake.validate (with a 2 KiB header limit), on the request as NIO's HTTPTypes
+//   bridge makes it from NIOHTTP1's request head: it accepts exactly when an independent reading
+//   of RFC 6455 §4.2.1 does, and rejects with that reading's first broken rule and its status
+//   (405 with Allow: GET, 426 with Sec-WebSocket-Version: 13, 400 with it for a missing
+//   version, 431, else 400); a request that validates has GET, HTTP/1.1+, one non-empty Host
+//   (the authority, no Host field left), the upgrade tokens, version 13 and
 //   exactly one Sec-WebSocket-Key field whose value is a valid key; its 101 response (with
 //   permessage-deflate and the first subprotocol accepted) satisfies a ClientHandshake with
 //   the same key, and the two negotiated deflate codecs interoperate;
 // - ExtensionOffer.parse on each value: what parses, serialized, parses back the same; the
 //   permessage-deflate parameters of each element round-trip through `element`;
-// - ClientHandshake.validate(status: 101, headers:) with a fixed key (accept
+// - ClientHandshake.validate on a 101 with those fields and a fixed key (accept
 //   s3pPLMBiTxaQ9kYGzzhZRbK+xOo=) never crashes; a response it accepts has exactly one
 //   correct Sec-WebSocket-Accept and no unoffered subprotocol or extension.
+import HTTPTypes
 import NIOCore
 
 func checkExtensionValue(_ value: String) {
@@ -40,14 +44,14 @@ func checkExtensionValue(_ value: String) {
 
 /// The first rule of RFC 6455 §4.2.1 (in the order the server checks them) that `request`
 /// breaks, read independently of ServerHandshake; nil for a valid upgrade request.
-func referenceServerVerdict(_ request: ServerHandshake.Request) -> String? {
-    let headers = request.headers
-    let size = headers.fields.reduce(0) { $0 + $1.name.utf8.count + 2 + $1.value.utf8.count + 2 }
+func referenceServerVerdict(_ request: HTTPRequest, version: (major: Int, minor: Int)) -> String? {
+    let headers = request.headerFields
+    let host = request.authority.map { 4 + 2 + $0.utf8.count + 2 } ?? 0
+    let size = headers.reduce(host) { $0 + $1.name.rawName.utf8.count + 2 + $1.value.utf8.count + 2 }
     if size > 2048 { return "headersTooLarge" }
-    if Array(request.method.utf8) != Array("GET".utf8) { return "methodNotGet" }
-    if request.versionMajor < 1 || request.versionMajor == 1 && request.versionMinor < 1 { return "httpVersionTooOld" }
-    let hosts = referenceValues(headers, "Host")
-    if hosts.count != 1 || hosts[0].utf8.isEmpty { return "missingHost" }
+    if Array(request.method.rawValue.utf8) != Array("GET".utf8) { return "methodNotGet" }
+    if version.major < 1 || version.major == 1 && version.minor < 1 { return "httpVersionTooOld" }
+    if (request.authority ?? "").utf8.isEmpty || !referenceValues(headers, "Host").isEmpty { return "missingHost" }
     if !referenceContainsToken(headers, "Upgrade", "websocket") { return "missingUpgrade" }
     if !referenceContainsToken(headers, "Connection", "upgrade") { return "missingConnectionUpgrade" }
     let keys = referenceValues(headers, "Sec-WebSocket-Key")
@@ -63,15 +67,9 @@ func referenceServerVerdict(_ request: ServerHandshake.Request) -> String? {
     return nil
 }
 
-func checkServer(_ request: ServerHandshake.Request) {
-    // The request target's parts, as the router sees them.
-    if let query = request.query {
-        fuzzCheck(request.path + "?" + query == request.uri && !request.path.contains("?"), "uri \(request.uri) split as \(request.path) ? \(query)")
-    } else {
-        fuzzCheck(request.path == request.uri && !request.uri.contains("?"), "uri \(request.uri) has path \(request.path)")
-    }
-    let result = ServerHandshake.validate(request, maxHeaderBytes: 2048)
-    let expected = referenceServerVerdict(request)
+func checkServer(_ request: HTTPRequest, version: (major: Int, minor: Int)) {
+    let result = ServerHandshake.validate(request, httpVersion: version, maxHeaderBytes: 2048)
+    let expected = referenceServerVerdict(request, version: version)
     let upgrade: ServerHandshake.UpgradeRequest
     switch result {
     case .failure(let error):
@@ -79,14 +77,14 @@ func checkServer(_ request: ServerHandshake.Request) {
         let extra = ServerHandshake.rejection(for: error)
         switch error {
         case .methodNotGet:
-            fuzzCheck(error.status == 405 && extra == ["Allow": "GET"], "405 without Allow: GET")
+            fuzzCheck(error.status.code == 405 && extra == [.allow: "GET"], "405 without Allow: GET")
         case .unsupportedVersion, .missingVersion:
-            fuzzCheck(error.status == (expected == "missingVersion" ? 400 : 426) && extra == ["Sec-WebSocket-Version": "13"],
+            fuzzCheck(error.status.code == (expected == "missingVersion" ? 400 : 426) && extra == [.secWebSocketVersion: "13"],
                       "\(error.status) for \(error) with \(extra)")
         case .headersTooLarge:
-            fuzzCheck(error.status == 431 && extra.fields.isEmpty, "\(error.status) for \(error)")
+            fuzzCheck(error.status.code == 431 && extra.isEmpty, "\(error.status) for \(error)")
         default:
-            fuzzCheck(error.status == 400 && extra.fields.isEmpty, "\(error.status) for \(error)")
+            fuzzCheck(error.status.code == 400 && extra.isEmpty, "\(error.status) for \(error)")
         }
         _ = error.description
         return
@@ -94,21 +92,20 @@ func checkServer(_ request: ServerHandshake.Request) {
         fuzzCheck(expected == nil, "accepted, the reference says \(expected!)")
         upgrade = value
     }
-    let headers = request.headers
-    fuzzCheck(request.method == "GET", "method \(request.method) accepted")
-    fuzzCheck(request.versionMajor > 1 || request.versionMajor == 1 && request.versionMinor >= 1, "HTTP version accepted")
-    let keys = headers.values("Sec-WebSocket-Key")
+    let headers = request.headerFields
+    fuzzCheck(request.method == .get, "method \(request.method) accepted")
+    fuzzCheck(version.major > 1 || version.major == 1 && version.minor >= 1, "HTTP version accepted")
+    let keys = headers[values: .secWebSocketKey]
     fuzzCheck(keys.count == 1, "\(keys.count) Sec-WebSocket-Key fields accepted")
     fuzzCheck(looksLikeKey(upgrade.key) && upgrade.key == keys[0].trimmingHTTPWhitespace(),
               "invalid key \(upgrade.key) accepted")
-    fuzzCheck(headers.values("Host").count == 1 && !upgrade.host.isEmpty, "Host not unique")
+    fuzzCheck(headers[values: .hostField].isEmpty && !upgrade.host.isEmpty, "Host not unique")
     fuzzCheck(ServerHandshake.isUpgradeRequest(headers), "not an upgrade request")
-    fuzzCheck(headers.elements("Sec-WebSocket-Version") == ["13"], "version accepted")
-    fuzzCheck(headers.wireSize <= 2048, "header limit")
+    fuzzCheck(headers.elements(.secWebSocketVersion) == ["13"], "version accepted")
+    fuzzCheck(ServerHandshake.headerBytes(request) <= 2048, "header limit")
     fuzzCheck(upgrade.subprotocols.allSatisfy(HTTPToken.isToken), "subprotocol not a token")
     _ = upgrade.origin
-    _ = request.path
-    _ = request.query
+    _ = ServerHandshake.asksToSwitchProtocols(request)
 
     // Accept it and check the response from the client's side.
     let subprotocol = upgrade.subprotocols.first
@@ -118,9 +115,9 @@ func checkServer(_ request: ServerHandshake.Request) {
                                  extensions: [PerMessageDeflate.ClientNegotiator()], key: upgrade.key)
     let agreed: ClientHandshake.Result
     do {
-        agreed = try client.validate(status: 101, headers: acceptance.headers)
+        agreed = try client.validate(HTTPResponse(status: .switchingProtocols, headerFields: acceptance.headerFields))
     } catch {
-        fuzzFail("the client rejects the server's response \(acceptance.headers): \(error)")
+        fuzzFail("the client rejects the server's response \(acceptance.headerFields): \(error)")
     }
     fuzzCheck(agreed.subprotocol == subprotocol, "subprotocol \(String(describing: agreed.subprotocol)) != \(String(describing: subprotocol))")
     fuzzCheck(agreed.extensions.count == acceptance.extensions.count, "extensions differ")
@@ -143,17 +140,17 @@ func exchange(_ message: ByteBuffer, from sender: any WebSocketExtension, to rec
     }
 }
 
-func checkClient(_ headers: HeaderList) {
+func checkClient(_ headers: HTTPFields) {
     let client = ClientHandshake(host: "example.com", subprotocols: ["chat", "superchat"],
                                  extensions: [PerMessageDeflate.ClientNegotiator()], key: fixedKey)
     let result: ClientHandshake.Result
     do {
-        result = try client.validate(status: 101, headers: headers)
+        result = try client.validate(HTTPResponse(status: .switchingProtocols, headerFields: headers))
     } catch {
         _ = error.description
         return
     }
-    let accepts = headers.values("Sec-WebSocket-Accept")
+    let accepts = headers[values: .secWebSocketAccept]
     fuzzCheck(accepts.count == 1 && accepts[0].trimmingHTTPWhitespace() == fixedAccept, "accept \(accepts) accepted")
     if let subprotocol = result.subprotocol { fuzzCheck(["chat", "superchat"].contains(subprotocol), "subprotocol \(subprotocol)") }
     fuzzCheck(result.extensions.count <= 1, "\(result.extensions.count) extensions")
@@ -177,9 +174,15 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
             minor = numbers.count > 1 ? Int(numbers[1]) ?? 0 : 0
         }
     }
-    let headers = headerList(lines)
+    let headers = httpFields(lines)
     for field in headers { checkExtensionValue(field.value) }
-    checkServer(ServerHandshake.Request(method: method, uri: uri, versionMajor: major, versionMinor: minor, headers: headers))
     checkClient(headers)
+    // Over HTTP/1.1 the first Host field is the authority.
+    var fields = headers
+    let authority = fields.firstIndex { $0.name == .hostField }.map { fields.remove(at: $0).value }
+    if let method = HTTPRequest.Method(method) {
+        let request = HTTPRequest(method: method, scheme: nil, authority: authority, path: uri, headerFields: fields)
+        checkServer(request, version: (major, minor))
+    }
     return 0
 }

@@ -34,6 +34,7 @@ runMaskingBenchmarks(harness)
 runUTF8Benchmarks(harness)
 runFrameParsingBenchmarks(harness)
 runDeflateBenchmarks(harness)
+runFanoutEncodingBenchmarks(harness)
 
 if markdown {
     print("")

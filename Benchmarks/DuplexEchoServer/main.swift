@@ -83,7 +83,7 @@ case .async:
     }
 }
 
-var router = Router()
+var router = WebSocketRouter()
 router.webSocket("/", endpoint)
 
 let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)

@@ -2,6 +2,7 @@
 // FuzzExtensions): header blocks from text, reference readings of the RFC rules written
 // independently of DuplexCore's (ASCII-only case folding, no shared parser), permessage-deflate
 // configurations from a byte, and the interoperation check of two negotiated codecs.
+import HTTPTypes
 import NIOCore
 
 /// The input split at CRLF (a lone CR or LF stays in its line).
@@ -23,17 +24,16 @@ func splitLines(_ bytes: [UInt8]) -> [String] {
 }
 
 /// `name: value` lines as fields (a line without a colon is a name with an empty value; empty
-/// lines are skipped). Values keep their whitespace, as NIOHTTP1 hands them over trimmed or not.
-func headerList(_ lines: some Sequence<String>) -> HeaderList {
-    var headers = HeaderList()
+/// lines are skipped; a line whose name is not a valid field name is dropped, as NIO's HTTPTypes
+/// bridge drops it). Values keep their whitespace, as NIOHTTP1 hands them over trimmed or not.
+func httpFields(_ lines: some Sequence<String>) -> HTTPFields {
+    var fields = HTTPFields()
     for line in lines where !line.isEmpty {
-        if let colon = line.firstIndex(of: ":") {
-            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...]))
-        } else {
-            headers.add(name: line, value: "")
-        }
+        let colon = line.firstIndex(of: ":")
+        guard let name = HTTPField.Name(String(line[..<(colon ?? line.endIndex)])) else { continue }
+        fields.append(HTTPField(name: name, value: colon.map { String(line[line.index(after: $0)...]) } ?? ""))
     }
-    return headers
+    return fields
 }
 
 // MARK: - Reference readings of the header rules
@@ -84,8 +84,8 @@ func asciiLower(_ string: String) -> [UInt8] {
 func asciiEqualIgnoringCase(_ a: String, _ b: String) -> Bool { asciiLower(a) == asciiLower(b) }
 
 /// The values of the fields named `name`, by ASCII case-insensitive name.
-func referenceValues(_ headers: HeaderList, _ name: String) -> [String] {
-    headers.fields.filter { asciiEqualIgnoringCase($0.name, name) }.map(\.value)
+func referenceValues(_ headers: HTTPFields, _ name: String) -> [String] {
+    headers.filter { asciiEqualIgnoringCase($0.name.rawName, name) }.map(\.value)
 }
 
 /// Space and tab trimmed at both ends.
@@ -97,7 +97,7 @@ func referenceTrim(_ string: String) -> String {
 }
 
 /// The comma-separated list elements of every `name` field, trimmed, empty ones dropped.
-func referenceElements(_ headers: HeaderList, _ name: String) -> [String] {
+func referenceElements(_ headers: HTTPFields, _ name: String) -> [String] {
     referenceValues(headers, name).flatMap { value in
         value.utf8.split(separator: UInt8(ascii: ","), omittingEmptySubsequences: false)
             .map { referenceTrim(String(decoding: $0, as: UTF8.self)) }
@@ -105,7 +105,7 @@ func referenceElements(_ headers: HeaderList, _ name: String) -> [String] {
     }
 }
 
-func referenceContainsToken(_ headers: HeaderList, _ name: String, _ token: String) -> Bool {
+func referenceContainsToken(_ headers: HTTPFields, _ name: String, _ token: String) -> Bool {
     referenceElements(headers, name).contains { asciiEqualIgnoringCase($0, token) }
 }
 

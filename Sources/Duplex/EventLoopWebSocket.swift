@@ -38,8 +38,11 @@ public struct EventLoopWebSocket {
 
     /// The subprotocol agreed in the opening handshake, if any.
     public var subprotocol: String? { driver.info.subprotocol }
-    /// The HTTP request that opened the connection (server side).
-    public var request: WebSocketRequest? { driver.info.request }
+    /// The upgrade request that opened the connection, with the endpoint's path parameters
+    /// (server side; nil on a client). Made from the request head the connection keeps, on
+    /// every read: read it once per connection, not per message (carry what a handler needs
+    /// per message in `userData`).
+    public var request: RouteRequest? { driver.info.request }
     /// Data the server's upgrade hook attached to this connection.
     public var userData: (any Sendable)? { driver.info.userData }
 

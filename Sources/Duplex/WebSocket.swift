@@ -24,8 +24,12 @@ public final class WebSocket: Sendable {
     public let eventLoop: any EventLoop
     /// The subprotocol agreed in the opening handshake, if any.
     public let subprotocol: String?
-    /// The HTTP request that opened the connection (server side).
-    public let request: WebSocketRequest?
+    /// The upgrade request that opened the connection, with the endpoint's path parameters
+    /// (server side; nil on a client). Made from the request head the connection keeps, on
+    /// every read: read it once per connection, not per message (carry what a handler needs
+    /// per message in `userData`).
+    public var request: RouteRequest? { openingRequest?.routeRequest() }
+    private let openingRequest: OpeningRequest?
     /// Data the server's upgrade hook attached to this connection.
     public let userData: (any Sendable)?
     /// The connection's logger (with its `connection_id`), made when asked for: a logger with
@@ -43,7 +47,7 @@ public final class WebSocket: Sendable {
         self.transport = NIOLoopBound(driver, eventLoop: driver.eventLoop)
         self.queue = queue
         self.subprotocol = driver.info.subprotocol
-        self.request = driver.info.request
+        self.openingRequest = driver.info.openingRequest
         self.userData = driver.info.userData
         self.settings = driver.settings
         self.connectionID = driver.info.connectionID
@@ -128,9 +132,30 @@ public final class WebSocket: Sendable {
         return try await eventLoop.submit { try body(transport.value) }.get()
     }
 
-    /// Sends a ping (payload at most 125 bytes). Pongs are matched by the keepalive only.
-    public func ping(_ payload: ByteBuffer = ByteBuffer()) async throws {
-        try await onLoop { try $0.ping(payload) }
+    /// Sends a ping (payload at most 125 bytes, unique among this connection's pings waiting
+    /// for a pong) and waits for the pong that carries its payload (RFC 6455 §5.5.3).
+    /// - Returns: the round-trip time.
+    /// - Throws: ``WebSocketError/pingTimeout`` when no pong came within
+    ///   ``WebSocketConfiguration/pongTimeout``, ``WebSocketError/closed(_:)`` when the connection
+    ///   is closing or closes first, ``WebSocketError/invalidSend(_:)`` for a payload over 125
+    ///   bytes or one already waiting.
+    @discardableResult
+    public func ping(_ payload: ByteBuffer = WebSocket.nextPingPayload()) async throws -> Duration {
+        let transport = self.transport
+        return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Duration, any Error>) in
+            if transport.eventLoop.inEventLoop {
+                transport.value.pingForRoundTrip(payload, continuation)
+            } else {
+                transport.eventLoop.execute { transport.value.pingForRoundTrip(payload, continuation) }
+            }
+        }
+    }
+
+    /// A fresh 8-byte payload for ``ping(_:)``.
+    public static func nextPingPayload() -> ByteBuffer {
+        var payload = ByteBuffer()
+        payload.writeInteger(UInt64.random(in: .min ... .max))
+        return payload
     }
 
     /// Starts the closing handshake and waits until the connection is over (at most the close
@@ -188,15 +213,4 @@ public struct WebSocketMessages: AsyncSequence, Sendable {
     }
 
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: queue, socket: socket) }
-}
-
-/// The HTTP request that opened a server-side connection.
-public struct WebSocketRequest: Sendable {
-    /// The request target, e.g. `/chat?room=1`.
-    public var uri: String
-    public var path: String
-    public var query: String?
-    public var headers: HeaderList
-    /// The peer's address.
-    public var remoteAddress: SocketAddress?
 }

@@ -65,6 +65,8 @@ public enum WebSocketError: Error, Sendable, Hashable, CustomStringConvertible {
     case invalidSend(SendError)
     /// Topics exist on server connections only.
     case topicsUnavailable
+    /// No pong answered the ping within the pong timeout.
+    case pingTimeout
 
     public var description: String {
         switch self {
@@ -77,6 +79,7 @@ public enum WebSocketError: Error, Sendable, Hashable, CustomStringConvertible {
         case .proxyFailed(let reason): "proxy: \(reason)"
         case .invalidSend(let error): error.description
         case .topicsUnavailable: "topics exist on server connections only"
+        case .pingTimeout: "no pong within the pong timeout"
         }
     }
 }

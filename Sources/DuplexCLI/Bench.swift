@@ -8,16 +8,44 @@ import Glibc
 import Darwin
 #endif
 
-/// `duplex bench`: a WebSocket load generator for echo endpoints.
-///
-/// Written directly on SwiftNIO and DuplexCore (no higher-level client) so that it costs little
-/// per message: each connection sends a message, waits for its echo, records the round trip and
-/// sends the next (or keeps `--pipeline` messages in flight). With `--idle N` it opens N
-/// connections, holds them without traffic and closes them (for measuring a server's memory
-/// per idle connection).
+/// `duplex bench`: WebSocket load generators, written directly on SwiftNIO and DuplexCore (no
+/// higher-level client) so that they cost little per message.
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Load generator: echo round trips over many connections; messages/s and latency percentiles.",
+        abstract: "Load generators: echo round trips (the default subcommand) and pub/sub fan-out.",
+        discussion: """
+            `duplex bench URL ...` is `duplex bench echo URL ...`.
+
+            Only ws:// (no TLS): run it on the same machine as the server, over loopback, pinned to another \
+            CPU than the server (taskset) so that the server is the bottleneck.
+            """,
+        subcommands: [BenchEcho.self, BenchFanout.self],
+        defaultSubcommand: BenchEcho.self
+    )
+}
+
+/// The options every load generator has: how long, on how many event loops, how fast to connect.
+struct BenchRunOptions: ParsableArguments {
+    @Option(help: "Seconds counted.") var duration = 10.0
+    @Option(help: "Seconds of load before counting starts.") var warmup = 1.0
+    @Option(help: "Event loop threads of the generator.") var threads = 1
+    @Option(help: "Connections being set up at the same time.") var connectConcurrency = 100
+
+    func validate() throws {
+        guard duration > 0, warmup >= 0, threads > 0, connectConcurrency > 0
+        else { throw ValidationError("--duration, --threads and --connect-concurrency must be positive, --warmup not negative") }
+    }
+}
+
+/// `duplex bench echo`: echo round trips over many connections.
+///
+/// Each connection sends a message, waits for its echo, records the round trip and sends the
+/// next (or keeps `--pipeline` messages in flight). With `--idle N` it opens N connections, holds
+/// them without traffic and closes them (for measuring a server's memory per idle connection).
+struct BenchEcho: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "echo",
+        abstract: "Echo round trips over many connections; messages/s and latency percentiles.",
         discussion: """
             Each connection keeps --pipeline messages in flight against an echo endpoint: it sends one, \
             waits for the whole echo, records the round trip, and sends the next. After --warmup seconds of \
@@ -26,9 +54,6 @@ struct Bench: AsyncParsableCommand {
 
             With --idle N, it opens N connections, prints `idle-ready: N` once they are all upgraded, holds \
             them without traffic for --hold seconds, then closes them.
-
-            Only ws:// (no TLS): run it on the same machine as the server, over loopback, pinned to another \
-            CPU than the server (taskset) so that the server is the bottleneck.
             """
     )
 
@@ -42,17 +67,14 @@ struct Bench: AsyncParsableCommand {
     @Argument(help: "ws:// URL of an echo endpoint, e.g. ws://127.0.0.1:8080/echo.") var url: String
     @Option(help: "Connections.") var connections = 100
     @Option(help: "Message size in bytes.") var size = 16
-    @Option(help: "Seconds counted.") var duration = 10.0
-    @Option(help: "Seconds of load before counting starts.") var warmup = 1.0
+    @OptionGroup var options: BenchRunOptions
     @Flag var kind: Kind = .text
     @Option(help: "Messages in flight per connection.") var pipeline = 1
     @Option(help: "Open N connections, hold them idle, report, close (no messages).") var idle: Int?
     @Option(help: "Seconds to hold idle connections open (with --idle).") var hold = 5.0
-    @Option(help: "Event loop threads of the generator.") var threads = 1
-    @Option(help: "Connections being set up at the same time.") var connectConcurrency = 100
 
     func validate() throws {
-        guard connections > 0, size >= 0, duration > 0, warmup >= 0, pipeline > 0, threads > 0, connectConcurrency > 0
+        guard connections > 0, size >= 0, pipeline > 0
         else { throw ValidationError("counts and durations must be positive") }
         if let idle, idle <= 0 { throw ValidationError("--idle must be positive") }
         _ = try BenchTarget(url)
@@ -60,7 +82,7 @@ struct Bench: AsyncParsableCommand {
 
     func run() async throws {
         let target = try BenchTarget(url)
-        let limit = Self.raiseFileLimit()
+        let limit = Bench.raiseFileLimit()
         let wanted = idle ?? connections
         if Int(limit) < wanted + 64 {
             print("duplex bench: warning: the open-file limit is \(limit), below \(wanted) connections")
@@ -70,15 +92,11 @@ struct Bench: AsyncParsableCommand {
         case .text: payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: size)
         case .binary: payload = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
         }
-        let workload = BenchWorkload(
-            host: target.host, port: target.port, path: target.path,
-            opcode: kind == .text ? .text : .binary, payload: payload, pipeline: pipeline,
-            maxFrameSize: max(size, 125) + 1024
-        )
-
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let endpoint = BenchEndpoint(target, maxFrameSize: max(size, 125) + 1024)
+        let workload = EchoWorkload(opcode: kind == .text ? .text : .binary, payload: payload, pipeline: pipeline)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
         do {
-            try await run(workload: workload, group: group)
+            try await run(endpoint: endpoint, workload: workload, group: group)
         } catch {
             try? await group.shutdownGracefully()
             throw error
@@ -86,156 +104,85 @@ struct Bench: AsyncParsableCommand {
         try await group.shutdownGracefully()
     }
 
-    private func run(workload: BenchWorkload, group: MultiThreadedEventLoopGroup) async throws {
-        let loops = Array(group.makeIterator())
-        var states: [NIOLoopBound<BenchLoopState>] = []
-        for loop in loops {
-            states.append(try await loop.submit { NIOLoopBound(BenchLoopState(), eventLoop: loop) }.get())
-        }
+    private func run(endpoint: BenchEndpoint, workload: EchoWorkload, group: MultiThreadedEventLoopGroup) async throws {
+        let loops = try await BenchLoops(group: group) { EchoLoop() }
         let count = idle ?? connections
-        let what = idle != nil ? "idle" : "\(Self.formatSize(size)) \(kind.rawValue), pipeline \(pipeline)"
+        let what = idle != nil ? "idle" : "\(Bench.formatSize(size)) \(kind.rawValue), pipeline \(pipeline)"
         print("duplex bench: \(url), \(count) connections, \(what)")
 
-        let setupStart = BenchClock.now()
-        let (opened, connectErrors, firstError) = await openConnections(count, workload: workload, loops: loops, states: states)
-        let setupSeconds = Double(BenchClock.now() - setupStart) / 1e9
-        print("connections: \(opened) open of \(count) in \(Self.fixed(setupSeconds, 2)) s"
-              + (connectErrors > 0 ? ", \(connectErrors) failed (first: \(firstError ?? "?"))" : ""))
+        let opening = await loops.open(count: count, concurrency: options.connectConcurrency, endpoint: endpoint) {
+            loop, upgraded, eventLoop in
+            EchoConnection(endpoint: endpoint, workload: workload, loop: loop, upgraded: upgraded, eventLoop: eventLoop)
+        }
+        print("connections: \(opening.summary(of: count))")
         fflush(nil)
 
         if idle != nil {
-            print("idle-ready: \(opened)")
+            print("idle-ready: \(opening.opened)")
             fflush(nil)
             try await Task.sleep(nanoseconds: UInt64(hold * 1e9))
             var snapshot = BenchSnapshot()
-            for (i, state) in states.enumerated() {
-                snapshot.merge(try await loops[i].submit { state.value.stop() }.get())
-            }
-            await closeAll(loops: loops, states: states)
-            print("held \(opened) idle connections for \(hold) s; \(snapshot.open) still open at the end")
+            for part in try await loops.collect({ $0.stop() }) { snapshot.merge(part) }
+            await loops.closeAll()
+            print("held \(opening.opened) idle connections for \(hold) s; \(snapshot.open) still open at the end")
             print("errors: \(snapshot.errors.description)")
-            print("result: mode=idle connections=\(opened) still_open=\(snapshot.open) errors=\(snapshot.errors.total)")
+            print("result: mode=idle connections=\(opening.opened) still_open=\(snapshot.open) errors=\(snapshot.errors.total)")
             fflush(nil)
             return
         }
 
-        guard opened > 0 else { throw ExitCode.failure }
-        for (i, state) in states.enumerated() { loops[i].execute { state.value.start() } }
-        try await Task.sleep(nanoseconds: UInt64(warmup * 1e9))
-        let cpuStart = Self.cpuSeconds()
+        guard opening.opened > 0 else { throw ExitCode.failure }
+        loops.forEach { $0.start() }
+        try await Task.sleep(nanoseconds: UInt64(options.warmup * 1e9))
+        let cpuStart = Bench.cpuSeconds()
         let wallStart = BenchClock.now()
-        for (i, state) in states.enumerated() { loops[i].execute { state.value.startRecording() } }
-        try await Task.sleep(nanoseconds: UInt64(duration * 1e9))
+        loops.forEach { $0.startRecording() }
+        try await Task.sleep(nanoseconds: UInt64(options.duration * 1e9))
         var snapshot = BenchSnapshot()
-        for (i, state) in states.enumerated() {
-            snapshot.merge(try await loops[i].submit { state.value.stop() }.get())
-        }
-        let cpu = (Self.cpuSeconds() - cpuStart) / (Double(BenchClock.now() - wallStart) / 1e9)
-        await closeAll(loops: loops, states: states)
+        for part in try await loops.collect({ $0.stop() }) { snapshot.merge(part) }
+        let cpu = (Bench.cpuSeconds() - cpuStart) / (Double(BenchClock.now() - wallStart) / 1e9)
+        await loops.closeAll()
         report(snapshot, cpu: cpu)
-    }
-
-    /// Opens `count` connections, at most `connectConcurrency` being set up at once.
-    private func openConnections(
-        _ count: Int, workload: BenchWorkload, loops: [any EventLoop], states: [NIOLoopBound<BenchLoopState>]
-    ) async -> (opened: Int, failed: Int, firstError: String?) {
-        await withTaskGroup(of: String?.self) { group in
-            var opened = 0
-            var failed = 0
-            var firstError: String?
-            func collect(_ error: String??) {
-                guard let error else { return }
-                if let error {
-                    failed += 1
-                    if firstError == nil { firstError = error }
-                } else {
-                    opened += 1
-                }
-            }
-            for i in 0..<count {
-                if i >= connectConcurrency { collect(await group.next()) }
-                let loop = loops[i % loops.count]
-                let state = states[i % loops.count]
-                group.addTask { await Self.connect(workload: workload, loop: loop, state: state) }
-            }
-            while let result = await group.next() { collect(result) }
-            return (opened, failed, firstError)
-        }
-    }
-
-    /// Connects and upgrades one connection; nil on success, else the error.
-    private static func connect(workload: BenchWorkload, loop: any EventLoop, state: NIOLoopBound<BenchLoopState>) async -> String? {
-        let upgraded = loop.makePromise(of: Void.self)
-        do {
-            _ = try await ClientBootstrap(group: loop)
-                .channelOption(.socketOption(.tcp_nodelay), value: 1)
-                .connectTimeout(.seconds(Int64(10)))
-                .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        let handler = BenchConnectionHandler(
-                            workload: workload, loop: state.value, upgraded: upgraded, eventLoop: channel.eventLoop
-                        )
-                        try channel.pipeline.syncOperations.addHandler(handler)
-                    }
-                }
-                .connect(host: workload.host, port: workload.port)
-                .get()
-            try await upgraded.futureResult.get()
-            return nil
-        } catch {
-            upgraded.fail(error)
-            // Handshake failures are counted by the handler; connect failures here.
-            if !(error is BenchError) {
-                loop.execute { state.value.errors.connect += 1 }
-            }
-            return "\(error)"
-        }
-    }
-
-    /// Closes every connection with a close frame; forces what is left after 3 s.
-    private func closeAll(loops: [any EventLoop], states: [NIOLoopBound<BenchLoopState>]) async {
-        for (i, state) in states.enumerated() {
-            let loop = loops[i]
-            let closing = try? await loop.submit {
-                EventLoopFuture.andAllComplete(state.value.closeAll(), on: loop)
-            }.get()
-            guard let closing else { continue }
-            let timeout = loop.scheduleTask(in: .seconds(Int64(3))) { state.value.forceCloseAll() }
-            try? await closing.get()
-            timeout.cancel()
-        }
     }
 
     private func report(_ snapshot: BenchSnapshot, cpu: Double) {
         let h = snapshot.histogram
         let rate = snapshot.seconds > 0 ? Double(snapshot.messages) / snapshot.seconds : 0
         let mibps = rate * Double(size) / Double(1 << 20)
-        func ms(_ ns: UInt64) -> String { Self.fixed(Double(ns) / 1e6, 3) + " ms" }
-        func us(_ ns: UInt64) -> String { Self.fixed(Double(ns) / 1e3, 1) }
-        print("messages: \(snapshot.messages) in \(Self.fixed(snapshot.seconds, 2)) s = \(Self.grouped(Int(rate.rounded()))) msg/s"
-              + " (\(Self.fixed(mibps, 1)) MiB/s each way)")
+        func ms(_ ns: UInt64) -> String { Bench.fixed(Double(ns) / 1e6, 3) + " ms" }
+        func us(_ ns: UInt64) -> String { Bench.fixed(Double(ns) / 1e3, 1) }
+        print("messages: \(snapshot.messages) in \(Bench.fixed(snapshot.seconds, 2)) s = \(Bench.grouped(Int(rate.rounded()))) msg/s"
+              + " (\(Bench.fixed(mibps, 1)) MiB/s each way)")
         print("latency: p50 \(ms(h.percentile(0.5)))  p90 \(ms(h.percentile(0.9)))  p99 \(ms(h.percentile(0.99)))"
               + "  p99.9 \(ms(h.percentile(0.999)))  max \(ms(h.max))  mean \(ms(UInt64(h.mean)))")
-        print("generator CPU: \(Self.fixed(cpu * 100, 0)) % of one core (user + system, during the counted seconds)")
+        print("generator CPU: \(Bench.fixed(cpu * 100, 0)) % of one core (user + system, during the counted seconds)")
         print("errors: \(snapshot.errors.description)")
         print("result: mode=echo connections=\(connections) size=\(size) kind=\(kind.rawValue) pipeline=\(pipeline)"
-              + " messages=\(snapshot.messages) seconds=\(Self.fixed(snapshot.seconds, 3))"
+              + " messages=\(snapshot.messages) seconds=\(Bench.fixed(snapshot.seconds, 3))"
               + " msg_per_s=\(Int(rate.rounded())) p50_us=\(us(h.percentile(0.5))) p90_us=\(us(h.percentile(0.9)))"
-              + " p99_us=\(us(h.percentile(0.99))) max_us=\(us(h.max)) generator_cpu=\(Self.fixed(cpu * 100, 0))"
+              + " p99_us=\(us(h.percentile(0.99))) max_us=\(us(h.max)) generator_cpu=\(Bench.fixed(cpu * 100, 0))"
               + " errors=\(snapshot.errors.total)")
         fflush(nil)
     }
 
+}
+
+extension Bench {
     // MARK: - Helpers
 
-    /// Raises the soft open-file limit to the hard one; returns the soft limit now in force.
-    static func raiseFileLimit() -> rlim_t {
+    /// Raises the soft open-file limit to the hard one, and both to `wanted` if that is more and
+    /// the process may (root); returns the soft limit now in force.
+    static func raiseFileLimit(wanted: Int = 0) -> rlim_t {
         var limit = rlimit()
         guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 0 }
         if limit.rlim_cur < limit.rlim_max {
             limit.rlim_cur = limit.rlim_max
             _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
             _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        if wanted > 0, limit.rlim_cur < rlim_t(wanted) {
+            var more = rlimit(rlim_cur: rlim_t(wanted), rlim_max: max(limit.rlim_max, rlim_t(wanted)))
+            if setrlimit(Int32(RLIMIT_NOFILE.rawValue), &more) == 0 { limit = more }
         }
         return limit.rlim_cur
     }

@@ -1,18 +1,20 @@
 import DuplexCore
+import HTTPTypes
 import NIOCore
 
-/// What every connection of a run does.
-struct BenchWorkload: Sendable {
+/// Where every connection of a run connects, and the largest frame it accepts.
+struct BenchEndpoint: Sendable {
     var host: String
     var port: Int
     var path: String
-    var opcode: Opcode
-    /// The message every connection sends (the same bytes each time; masking copies them).
-    var payload: ByteBuffer
-    /// Messages in flight per connection.
-    var pipeline: Int
-    /// Largest accepted echo frame.
     var maxFrameSize: Int
+
+    init(_ target: BenchTarget, maxFrameSize: Int) {
+        host = target.host
+        port = target.port
+        path = target.path
+        self.maxFrameSize = maxFrameSize
+    }
 
     var hostHeader: String {
         let h = host.contains(":") ? "[\(host)]" : host
@@ -22,57 +24,67 @@ struct BenchWorkload: Sendable {
 
 /// One load-generating WebSocket connection, straight on SwiftNIO and DuplexCore: it writes the
 /// upgrade request by hand, checks the answer with `ClientHandshake`, then frames, masks and
-/// parses with a client-role `Connection`. Once started it keeps `pipeline` messages in flight:
-/// each echo records its round trip and sends the next message. Writes made while reading are
-/// flushed once per read batch.
-final class BenchConnectionHandler: ChannelInboundHandler {
+/// parses with a client-role `Connection`. What it sends and what it does with what it receives
+/// is its subclass's (``EchoConnection``, ``SubscriberConnection``, ``PublisherConnection``),
+/// through ``opened()``, ``received(_:)`` and ``closedByServer(_:)``. Writes made while reading
+/// are flushed once per read batch.
+class BenchConnection: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    private enum State {
+    enum State {
         case handshaking
         case open
         case closing
         case done
     }
 
-    private let workload: BenchWorkload
-    private let loop: BenchLoopState
+    let endpoint: BenchEndpoint
+    let loop: BenchLoop
     private let upgraded: EventLoopPromise<Void>
     private let handshake: ClientHandshake
-    private var connection = Connection(role: .client)
-    private var state = State.handshaking
+    private var connection: Connection
+    private(set) var state = State.handshaking
     private var response: ByteBuffer?
-    private var context: ChannelHandlerContext?
+    private(set) var context: ChannelHandlerContext?
     private let closed: EventLoopPromise<Void>
-
-    /// Send times of the messages in flight (a ring of `pipeline` slots).
-    private var sendTimes: [UInt64]
-    private var head = 0
-    private var inFlight = 0
-    private var sending = false
     private var inRead = false
     private var needsFlush = false
 
-    init(workload: BenchWorkload, loop: BenchLoopState, upgraded: EventLoopPromise<Void>, eventLoop: any EventLoop) {
-        self.workload = workload
+    init(endpoint: BenchEndpoint, loop: BenchLoop, upgraded: EventLoopPromise<Void>, eventLoop: any EventLoop) {
+        self.endpoint = endpoint
         self.loop = loop
         self.upgraded = upgraded
         self.closed = eventLoop.makePromise(of: Void.self)
-        self.handshake = ClientHandshake(host: workload.hostHeader)
+        self.handshake = ClientHandshake(host: endpoint.hostHeader)
         self.connection = Connection(
             role: .client,
-            configuration: .init(limits: Limits(maxFrameSize: workload.maxFrameSize, maxMessageSize: workload.maxFrameSize))
+            configuration: .init(limits: Limits(maxFrameSize: endpoint.maxFrameSize, maxMessageSize: endpoint.maxFrameSize))
         )
-        self.sendTimes = [UInt64](repeating: 0, count: workload.pipeline)
+    }
+
+    // MARK: - What subclasses do
+
+    /// The upgrade succeeded; the connection is registered with its loop.
+    func opened() {}
+
+    /// A text or binary message arrived.
+    func received(_ message: ByteBuffer) {}
+
+    /// The server ended an open connection unasked: the code of its close frame (1005 for one
+    /// without a code), or 1006 when the TCP connection ended without one. By default an error
+    /// while the run is going.
+    func closedByServer(_ code: UInt16) {
+        if loop.running { loop.errors.closedEarly += 1 }
     }
 
     // MARK: - Handshake
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
-        var request = "GET \(workload.path) HTTP/1.1\r\n"
-        for field in handshake.requestHeaders { request += "\(field.name): \(field.value)\r\n" }
+        var request = "GET \(endpoint.path) HTTP/1.1\r\n"
+        request += "Host: \(handshake.request.authority ?? "")\r\n"
+        for field in handshake.request.headerFields { request += "\(field.name): \(field.value)\r\n" }
         request += "\r\n"
         context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
         context.fireChannelActive()
@@ -84,12 +96,13 @@ final class BenchConnectionHandler: ChannelInboundHandler {
             loop.errors.handshake += 1
             upgraded.fail(BenchError.handshake("connection closed during the handshake"))
         case .open:
-            if loop.running { loop.errors.closedEarly += 1 }
+            state = .done
+            closedByServer(CloseCode.abnormalClosure.rawValue)
         case .closing, .done:
             break
         }
         state = .done
-        loop.handlers.removeValue(forKey: ObjectIdentifier(self))
+        loop.connections.removeValue(forKey: ObjectIdentifier(self))
         closed.succeed()
         self.context = nil
         context.fireChannelInactive()
@@ -131,17 +144,17 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         var lines = text.split(separator: "\r\n", omittingEmptySubsequences: true).makeIterator()
         let statusLine = lines.next() ?? ""
         let parts = statusLine.split(separator: " ", maxSplits: 2)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]) else {
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), let status = Int(parts[1]), (100...999).contains(status) else {
             failHandshake("bad status line \(statusLine)", context: context)
             return
         }
-        var headers = HeaderList()
+        var headers = HTTPFields()
         while let line = lines.next() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            headers.add(name: String(line[..<colon]), value: String(line[line.index(after: colon)...].trimmingHTTPWhitespace()))
+            guard let colon = line.firstIndex(of: ":"), let name = HTTPField.Name(String(line[..<colon])) else { continue }
+            headers.append(HTTPField(name: name, value: String(line[line.index(after: colon)...].trimmingHTTPWhitespace())))
         }
         do {
-            let result = try handshake.validate(status: status, headers: headers)
+            let result = try handshake.validate(HTTPResponse(status: .init(code: status), headerFields: headers))
             connection = Connection(
                 role: .client,
                 configuration: connection.configuration,
@@ -152,9 +165,9 @@ final class BenchConnectionHandler: ChannelInboundHandler {
             return
         }
         state = .open
-        loop.handlers[ObjectIdentifier(self)] = self
+        loop.connections[ObjectIdentifier(self)] = self
         upgraded.succeed()
-        if loop.running { startSending() }
+        opened()
         if buffer.readableBytes > 0 { receive(buffer, context: context) }
     }
 
@@ -176,26 +189,26 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         context.close(promise: nil)
     }
 
-    // MARK: - Round trips
+    // MARK: - Messages
 
-    /// Puts `pipeline` messages in flight.
-    func startSending() {
-        guard state == .open, !sending, let context else { return }
-        sending = true
-        while inFlight < workload.pipeline { sendOne() }
-        if !inRead { context.flush() } else { needsFlush = true }
+    /// Frames and masks one message and queues it; it goes out at the end of the current read
+    /// batch, or at the next ``flush()``. False if the connection no longer sends.
+    @inline(__always)
+    @discardableResult
+    final func send(_ opcode: Opcode, _ payload: ByteBuffer) -> Bool {
+        guard state == .open else { return false }
+        do {
+            try connection.send(opcode, payload: payload)
+        } catch {
+            return false
+        }
+        writeOutbound(flush: false)
+        return true
     }
 
-    @inline(__always)
-    private func sendOne() {
-        do {
-            try connection.send(workload.opcode, payload: workload.payload)
-        } catch {
-            return
-        }
-        sendTimes[(head + inFlight) % sendTimes.count] = BenchClock.now()
-        inFlight += 1
-        writeOutbound(flush: false)
+    /// Flushes what ``send(_:_:)`` queued (at the end of the read batch when called while reading).
+    final func flush() {
+        if inRead { needsFlush = true } else { writeOutbound(flush: true) }
     }
 
     private func receive(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
@@ -204,25 +217,14 @@ final class BenchConnectionHandler: ChannelInboundHandler {
         while let event = connection.nextEvent() {
             switch event {
             case .text(let message), .binary(let message):
-                guard inFlight > 0 else { continue }
-                let now = BenchClock.now()
-                let sent = sendTimes[head]
-                head = (head + 1) % sendTimes.count
-                inFlight -= 1
-                if message.readableBytes != workload.payload.readableBytes { loop.errors.mismatched += 1 }
-                if loop.recording {
-                    loop.messages &+= 1
-                    loop.histogram.record(now &- sent)
-                }
-                if loop.running && state == .open {
-                    sendOne()
-                } else {
-                    sending = false
-                }
+                received(message)
             case .ping, .pong:
                 break
-            case .close:
-                if state == .open && loop.running { loop.errors.closedEarly += 1 }
+            case .close(let frame):
+                if state == .open {
+                    state = .closing
+                    closedByServer(frame.code?.rawValue ?? CloseCode.noStatusReceived.rawValue)
+                }
                 state = .closing
             case .failed:
                 loop.errors.protocolErrors += 1
@@ -251,7 +253,6 @@ final class BenchConnectionHandler: ChannelInboundHandler {
 
     /// Sends a close frame (1000); the server answers and closes the TCP connection.
     func close() -> EventLoopFuture<Void> {
-        sending = false
         if state == .open {
             state = .closing
             try? connection.close(code: .normalClosure)
@@ -262,6 +263,74 @@ final class BenchConnectionHandler: ChannelInboundHandler {
 
     func forceClose() {
         context?.close(promise: nil)
+    }
+}
+
+/// What every echo connection of a run does.
+struct EchoWorkload: Sendable {
+    var opcode: Opcode
+    /// The message every connection sends (the same bytes each time; masking copies them).
+    var payload: ByteBuffer
+    /// Messages in flight per connection.
+    var pipeline: Int
+}
+
+/// `duplex bench echo`'s connection: once started it keeps `pipeline` messages in flight; each
+/// echo records its round trip and sends the next message.
+final class EchoConnection: BenchConnection {
+    private let workload: EchoWorkload
+    private let echo: EchoLoop
+    /// Send times of the messages in flight (a ring of `pipeline` slots).
+    private var sendTimes: [UInt64]
+    private var head = 0
+    private var inFlight = 0
+    private var sending = false
+
+    init(endpoint: BenchEndpoint, workload: EchoWorkload, loop: EchoLoop, upgraded: EventLoopPromise<Void>,
+         eventLoop: any EventLoop) {
+        self.workload = workload
+        self.echo = loop
+        self.sendTimes = [UInt64](repeating: 0, count: workload.pipeline)
+        super.init(endpoint: endpoint, loop: loop, upgraded: upgraded, eventLoop: eventLoop)
+    }
+
+    override func opened() {
+        if loop.running { startSending() }
+    }
+
+    /// Puts `pipeline` messages in flight.
+    func startSending() {
+        guard state == .open, !sending else { return }
+        sending = true
+        while inFlight < workload.pipeline, sendOne() {}
+        flush()
+    }
+
+    @inline(__always)
+    private func sendOne() -> Bool {
+        guard send(workload.opcode, workload.payload) else { return false }
+        sendTimes[(head + inFlight) % sendTimes.count] = BenchClock.now()
+        inFlight += 1
+        return true
+    }
+
+    override func received(_ message: ByteBuffer) {
+        guard inFlight > 0 else { return }
+        let now = BenchClock.now()
+        let sent = sendTimes[head]
+        head = (head + 1) % sendTimes.count
+        inFlight -= 1
+        if message.readableBytes != workload.payload.readableBytes { loop.errors.mismatched += 1 }
+        if echo.recording {
+            echo.messages &+= 1
+            echo.histogram.record(now &- sent)
+        }
+        if !(loop.running && sendOne()) { sending = false }
+    }
+
+    override func close() -> EventLoopFuture<Void> {
+        sending = false
+        return super.close()
     }
 }
 

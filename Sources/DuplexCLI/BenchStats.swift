@@ -1,64 +1,38 @@
+import Histogram
 import NIOCore
 
-/// A latency histogram with about 1 % precision (128 linear buckets below 128 ns, then 64
-/// buckets per power of two), constant memory and O(1) recording: cheap enough to record
-/// every round trip of a load run.
+/// A latency histogram in nanoseconds: HdrHistogram with 3 significant digits (a percentile is
+/// within 0.1 % of the true value), constant memory and O(1) recording, cheap enough to record
+/// every message of a load run. Values over an hour are recorded as an hour.
 struct LatencyHistogram: Sendable {
-    private static let octaves = 58
-    private var buckets = [Int](repeating: 0, count: 128 + octaves * 64)
-    private(set) var count = 0
-    private(set) var min = UInt64.max
-    private(set) var max: UInt64 = 0
+    static let highest: UInt64 = 3_600_000_000_000
+    private var histogram = Histogram<UInt64>(
+        lowestDiscernibleValue: 1, highestTrackableValue: highest, numberOfSignificantValueDigits: .three
+    )
     private(set) var sum: UInt64 = 0
 
-    @inline(__always)
-    static func index(of value: UInt64) -> Int {
-        if value < 128 { return Int(value) }
-        let msb = 63 - value.leadingZeroBitCount  // >= 7
-        let shift = msb - 6  // value >> shift is in 64..<128
-        return 128 + (shift - 1) * 64 + Int(truncatingIfNeeded: value >> UInt64(shift)) - 64
-    }
-
-    /// The middle of bucket `index`'s range.
-    static func value(at index: Int) -> UInt64 {
-        if index < 128 { return UInt64(index) }
-        let k = index - 128
-        let shift = UInt64(k / 64 + 1)
-        let low = UInt64(64 + k % 64) << shift
-        return low + (UInt64(1) << shift) / 2
-    }
+    var count: Int { Int(histogram.totalCount) }
+    /// The exact largest value recorded (0 if none).
+    var max: UInt64 { histogram.maxRecorded }
+    var mean: Double { count > 0 ? Double(sum) / Double(count) : 0 }
 
     @inline(__always)
     mutating func record(_ nanoseconds: UInt64) {
-        buckets[Self.index(of: nanoseconds)] &+= 1
-        count &+= 1
+        histogram.record(Swift.min(nanoseconds, Self.highest))
         sum &+= nanoseconds
-        if nanoseconds < min { min = nanoseconds }
-        if nanoseconds > max { max = nanoseconds }
     }
 
     mutating func merge(_ other: LatencyHistogram) {
-        for i in buckets.indices { buckets[i] &+= other.buckets[i] }
-        count += other.count
+        histogram.add(other.histogram)
         sum &+= other.sum
-        min = Swift.min(min, other.min)
-        max = Swift.max(max, other.max)
     }
 
-    /// The value at `quantile` (0...1), in nanoseconds; the exact maximum for 1.
+    /// The value at `quantile` (0...1), in nanoseconds; the exact maximum for 1, 0 when empty.
     func percentile(_ quantile: Double) -> UInt64 {
         guard count > 0 else { return 0 }
         if quantile >= 1 { return max }
-        let rank = Swift.max(1, Int((Double(count) * quantile).rounded(.up)))
-        var seen = 0
-        for (i, n) in buckets.enumerated() where n > 0 {
-            seen += n
-            if seen >= rank { return Swift.min(Swift.max(Self.value(at: i), min), max) }
-        }
-        return max
+        return histogram.valueAtPercentile(quantile * 100)
     }
-
-    var mean: Double { count > 0 ? Double(sum) / Double(count) : 0 }
 }
 
 /// What went wrong during a run, by kind.
@@ -92,7 +66,7 @@ struct BenchErrors: Sendable {
     }
 }
 
-/// The result of one event loop's share of a run.
+/// The result of one event loop's share of an echo run.
 struct BenchSnapshot: Sendable {
     var histogram = LatencyHistogram()
     var messages = 0
@@ -109,22 +83,37 @@ struct BenchSnapshot: Sendable {
     }
 }
 
-/// One event loop's share of a run: its connections, whether they send, whether round trips
-/// are recorded. Used only on its event loop (reached through `NIOLoopBound`).
-final class BenchLoopState {
+/// One event loop's share of a run: its open connections, its errors, whether the run's
+/// traffic is going. Used only on its event loop (reached through `NIOLoopBound`).
+class BenchLoop {
+    var errors = BenchErrors()
+    var running = false
+    var connections: [ObjectIdentifier: BenchConnection] = [:]
+
+    /// Starts the closing handshake on every connection; returns their close futures.
+    func closeAll() -> [EventLoopFuture<Void>] {
+        running = false
+        return connections.values.map { $0.close() }
+    }
+
+    func forceCloseAll() {
+        for connection in connections.values { connection.forceClose() }
+    }
+}
+
+/// One event loop's share of an echo run: whether its connections send, whether round trips
+/// are recorded.
+final class EchoLoop: BenchLoop {
     var histogram = LatencyHistogram()
     var messages = 0
-    var errors = BenchErrors()
     var recording = false
-    var running = false
     var recordStart: UInt64 = 0
     var recordEnd: UInt64 = 0
-    var handlers: [ObjectIdentifier: BenchConnectionHandler] = [:]
 
     /// Every open connection starts its round trips.
     func start() {
         running = true
-        for handler in handlers.values { handler.startSending() }
+        for connection in connections.values { (connection as? EchoConnection)?.startSending() }
     }
 
     func startRecording() {
@@ -143,17 +132,7 @@ final class BenchLoopState {
         running = false
         let seconds = recordEnd > recordStart ? Double(recordEnd - recordStart) / 1e9 : 0
         return BenchSnapshot(histogram: histogram, messages: messages, seconds: seconds, errors: errors,
-                             open: handlers.count)
-    }
-
-    /// Starts the closing handshake on every connection; returns their close futures.
-    func closeAll() -> [EventLoopFuture<Void>] {
-        running = false
-        return handlers.values.map { $0.close() }
-    }
-
-    func forceCloseAll() {
-        for handler in handlers.values { handler.forceClose() }
+                             open: connections.count)
     }
 }
 

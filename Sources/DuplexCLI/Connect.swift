@@ -42,10 +42,8 @@ struct Connect: AsyncParsableCommand {
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel = "warning"
 
     func validate() throws {
-        for header in headers {
-            guard let colon = header.firstIndex(of: ":"), !header[..<colon].trimmingCharacters(in: .whitespaces).isEmpty else {
-                throw ValidationError("--header must look like 'Name: value', not '\(header)'")
-            }
+        for header in headers where Self.field(header) == nil {
+            throw ValidationError("--header must look like 'Name: value' with a valid field name, not '\(header)'")
         }
         guard pingInterval >= 0, handshakeTimeout > 0, closeTimeout > 0 else {
             throw ValidationError("times must be positive (--ping-interval may be 0)")
@@ -55,15 +53,18 @@ struct Connect: AsyncParsableCommand {
         guard Logger.Level(rawValue: logLevel) != nil else { throw ValidationError("unknown log level \(logLevel)") }
     }
 
+    /// A `--header` value, `Name: value`, as a field; nil when it has no colon or no valid name.
+    static func field(_ header: String) -> HTTPField? {
+        guard let colon = header.firstIndex(of: ":"),
+              let name = HTTPField.Name(header[..<colon].trimmingCharacters(in: .whitespaces)) else { return nil }
+        return HTTPField(name: name, value: header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+    }
+
     func makeConfiguration() throws -> WebSocketClientConfiguration {
         var configuration = WebSocketClientConfiguration()
         configuration.subprotocols = subprotocols
         for header in headers {
-            let colon = header.firstIndex(of: ":")!
-            configuration.headers.add(
-                name: header[..<colon].trimmingCharacters(in: .whitespaces),
-                value: header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces)
-            )
+            configuration.headerFields.append(Self.field(header)!)
         }
         configuration.origin = origin
         if !deflate { configuration.extensions = [] }

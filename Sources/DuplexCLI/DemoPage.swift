@@ -1,40 +1,48 @@
-/// The page `duplex serve` shows at `/`: it opens a WebSocket to `/echo` in the browser.
+import Duplex
+import Foundation
+import NIOCore
+
+/// The demo app `duplex serve` shows at `/`: plain HTML, CSS and JavaScript in Resources/,
+/// read once from the package's resource bundle and answered from memory.
 enum DemoPage {
-    static let html = """
-    <!doctype html>
-    <html lang="en">
-    <head>
-    <meta charset="utf-8">
-    <title>Duplex echo</title>
-    <style>
-      body { font: 15px/1.4 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; }
-      #log { border: 1px solid #ccc; padding: .5rem; height: 16rem; overflow-y: auto; font-family: monospace; }
-      #status.open { color: #080; } #status.closed { color: #a00; }
-    </style>
-    </head>
-    <body>
-    <h1>Duplex echo</h1>
-    <p>Status: <span id="status">connecting</span></p>
-    <form id="form"><input id="text" autocomplete="off" placeholder="a message" autofocus> <button>Send</button></form>
-    <div id="log"></div>
-    <script>
-    const statusEl = document.getElementById("status");
-    const log = document.getElementById("log");
-    function line(text) { const p = document.createElement("div"); p.textContent = text; log.appendChild(p); log.scrollTop = log.scrollHeight; }
-    const url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/echo";
-    const greeting = "hello from the browser: long enough to travel compressed both ways when permessage-deflate is on";
-    const ws = new WebSocket(url);
-    ws.onopen = () => { statusEl.textContent = "open"; statusEl.className = "open"; line("connected to " + url);
-      line("extensions: " + (ws.extensions || "none")); ws.send(greeting); };
-    ws.onmessage = (event) => line("< " + event.data);
-    ws.onclose = (event) => { statusEl.textContent = "closed (" + event.code + ")"; statusEl.className = "closed"; };
-    document.getElementById("form").onsubmit = (event) => {
-      event.preventDefault();
-      const input = document.getElementById("text");
-      if (input.value && ws.readyState === WebSocket.OPEN) { ws.send(input.value); line("> " + input.value); input.value = ""; }
-    };
-    </script>
-    </body>
-    </html>
-    """
+    /// One file of the app and the path it is served at.
+    struct Asset: Sendable {
+        var path: String
+        var file: String
+        var contentType: String
+    }
+
+    static let assets = [
+        Asset(path: "/", file: "index.html", contentType: "text/html; charset=utf-8"),
+        Asset(path: "/demo/app.js", file: "app.js", contentType: "text/javascript; charset=utf-8"),
+        Asset(path: "/demo/style.css", file: "style.css", contentType: "text/css; charset=utf-8"),
+    ]
+
+    /// Registers a GET route per asset.
+    static func register(in router: inout WebSocketRouter) {
+        for (path, response) in responses() {
+            router.get(path) { _ in response }
+        }
+    }
+
+    /// Each asset's path and its answer, read now: a 500 saying which file is missing if it
+    /// cannot be read, so that the other endpoints still serve.
+    static func responses() -> [(path: String, response: RouteResponse)] {
+        assets.map { asset in
+            do {
+                let fields: HTTPFields = [.contentType: asset.contentType, .cacheControl: "no-cache"]
+                return (asset.path, RouteResponse(headerFields: fields, body: ByteBuffer(bytes: try contents(of: asset.file))))
+            } catch {
+                return (asset.path, .text("duplex serve: demo file \(asset.file) unreadable: \(error)\n", status: .internalServerError))
+            }
+        }
+    }
+
+    /// A file of Resources/ from the bundle SwiftPM builds next to the executable.
+    static func contents(of file: String) throws -> Data {
+        guard let url = Bundle.module.url(forResource: file, withExtension: nil, subdirectory: "Resources") else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "Resources/\(file) in \(Bundle.module.bundlePath)"])
+        }
+        return try Data(contentsOf: url)
+    }
 }

@@ -40,6 +40,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "permessage-deflate: zlib memLevel 1-9 (compressor state of 2^(memLevel+9) bytes).") var deflateMemoryLevel: Int32 = 8
     @Option(help: "permessage-deflate: messages under this many bytes go uncompressed.") var deflateMinSize = 64
     @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
+    @Option(help: "Seconds between the simulated ticker's prices on topic `ticker` (0 turns it off).")
+    var tickerInterval = 0.5
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -50,6 +52,7 @@ struct Serve: AsyncParsableCommand {
         guard (-1...9).contains(deflateLevel) else { throw ValidationError("--deflate-level must be -1...9") }
         guard (1...9).contains(deflateMemoryLevel) else { throw ValidationError("--deflate-memory-level must be 1...9") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive") }
+        guard tickerInterval >= 0 else { throw ValidationError("--ticker-interval must not be negative") }
     }
 
     func run() async throws {
@@ -73,13 +76,16 @@ struct Serve: AsyncParsableCommand {
         )
         let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
         let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
+        let reference = ServerReference()
         let server = WebSocketServer(
             configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
                                  handshakeTimeout: .seconds(handshakeTimeout)),
-            router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : []),
+            router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
+                                server: reference),
             group: eventLoops,
             logger: logger
         )
+        reference.set(server)
         let address = try await server.start()
         let scheme = tls == nil ? "http" : "https"
         let wsScheme = tls == nil ? "ws" : "wss"
@@ -87,10 +93,15 @@ struct Serve: AsyncParsableCommand {
         let authority = "\(hostPart):\(address.port ?? port)"
         print("duplex serve: listening on \(scheme)://\(authority)/ (demo page)")
         print("duplex serve: echo endpoint \(wsScheme)://\(authority)/echo")
+        print("duplex serve: topics \(wsScheme)://\(authority)/topics/NAME, POST \(scheme)://\(authority)/publish/NAME, GET \(scheme)://\(authority)/topics")
         print("duplex serve: health check \(scheme)://\(authority)/healthz")
         fflush(nil)  // all streams: the URLs must show at once in a pipe too
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if tickerInterval > 0 {
+            services.append(.init(service: TickerService(server: server, interval: .nanoseconds(Int64(tickerInterval * 1e9)))))
+        }
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: server)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         try await group.run()
     }
@@ -102,12 +113,13 @@ struct Serve: AsyncParsableCommand {
         )
     }
 
-    static func router(extensions: [any ServerExtensionNegotiator] = []) -> Router {
-        var router = Router()
+    static func router(extensions: [any ServerExtensionNegotiator] = [], server: ServerReference = ServerReference()) -> WebSocketRouter {
+        var router = WebSocketRouter()
+        TopicRoutes.register(on: &router, server: server, extensions: extensions)
         router.webSocket("/echo", WebSocketEndpoint(extensions: extensions, callbacks: WebSocketCallbacks(onMessage: { ws, data in
             ws.send(data)
         })))
-        router.get("/") { _ in .html(DemoPage.html) }
+        DemoPage.register(in: &router)
         return router
     }
 }

@@ -80,9 +80,9 @@ public struct Connection {
 
     @usableFromInline var parser: FrameParser
     @usableFromInline var outbound: ByteBuffer
-    let extensions: [any WebSocketExtension]
+    @usableFromInline let extensions: [any WebSocketExtension]
     /// Deadlines, outstanding pings and timer decisions (see ConnectionTimers.swift).
-    var timers = ConnectionTimers()
+    @usableFromInline var timers = ConnectionTimers()
 
     // The message being received.
     var messageOpcode: Opcode?
@@ -323,6 +323,22 @@ public struct Connection {
         precondition(opcode == .text || opcode == .binary, "data messages are text or binary")
         guard state == .open else { throw SendError.notOpen }
         if let size = fragmentSize, size <= 0 { throw SendError.invalidFragmentSize(size) }
+        var (payload, bits) = try encode(opcode, payload)
+        guard let size = fragmentSize, payload.readableBytes > size else {
+            writeFrame(fin: true, reservedBits: bits, opcode: opcode, payload: payload)
+            return
+        }
+        var first = true
+        while payload.readableBytes > 0 {
+            let chunk = payload.readSlice(length: min(size, payload.readableBytes))!
+            writeFrame(fin: payload.readableBytes == 0, reservedBits: first ? bits : [],
+                       opcode: first ? opcode : .continuation, payload: chunk)
+            first = false
+        }
+    }
+
+    /// A message's payload as the negotiated extensions encode it, with the RSV bits they set.
+    mutating func encode(_ opcode: Opcode, _ payload: ByteBuffer) throws(SendError) -> (ByteBuffer, ReservedBits) {
         var payload = payload
         var bits: ReservedBits = []
         for ext in extensions {
@@ -335,17 +351,7 @@ public struct Connection {
                 throw SendError.extensionFailed(error)
             }
         }
-        guard let size = fragmentSize, payload.readableBytes > size else {
-            writeFrame(fin: true, reservedBits: bits, opcode: opcode, payload: payload)
-            return
-        }
-        var first = true
-        while payload.readableBytes > 0 {
-            let chunk = payload.readSlice(length: min(size, payload.readableBytes))!
-            writeFrame(fin: payload.readableBytes == 0, reservedBits: first ? bits : [],
-                       opcode: first ? opcode : .continuation, payload: chunk)
-            first = false
-        }
+        return (payload, bits)
     }
 
     /// Queues a ping with up to 125 bytes of payload.
@@ -397,10 +403,32 @@ public struct Connection {
     /// one plain, unmasked frame of its payload: server role, no extension that transforms
     /// messages. Then a frame built once can be written for this connection as it is, which is
     /// how a topic's fan-out shares one frame between its subscribers.
-    public var sendsPlainFrames: Bool { role == .server && extensions.isEmpty }
+    @inlinable public var sendsPlainFrames: Bool { role == .server && extensions.isEmpty }
+
+    /// For a connection whose extension encodes each message on its own (permessage-deflate
+    /// without context takeover on this side): a key shared by every connection that encodes a
+    /// message to the same frame (see ``WebSocketExtension/sharedEncodingKey``), so the frame
+    /// from ``encodeForSharing(_:payload:)`` of one of them can be written for all. Server role
+    /// only (client frames are masked one by one); nil otherwise.
+    public var sharedEncodingKey: AnyHashable? {
+        guard role == .server, extensions.count == 1 else { return nil }
+        return extensions[0].sharedEncodingKey
+    }
+
+    /// The complete frame (header and encoded payload) that ``send(_:payload:fragmentSize:)``
+    /// would queue for this message, without queuing it: for writing the same bytes to every
+    /// connection with the same ``sharedEncodingKey``.
+    public mutating func encodeForSharing(_ opcode: Opcode, payload: ByteBuffer) throws(SendError) -> ByteBuffer {
+        precondition(opcode == .text || opcode == .binary, "data messages are text or binary")
+        guard state == .open else { throw SendError.notOpen }
+        let (payload, bits) = try encode(opcode, payload)
+        var frame = ByteBuffer()
+        FrameWriter.write(fin: true, reservedBits: bits, opcode: opcode, maskKey: nil, payload: payload, to: &frame)
+        return frame
+    }
 
     /// True when bytes are waiting to be written.
-    public var hasOutbound: Bool { outbound.readableBytes > 0 }
+    @inlinable public var hasOutbound: Bool { outbound.readableBytes > 0 }
 
     /// The bytes to write to the transport, in order; nil when there are none.
     public mutating func takeOutbound() -> ByteBuffer? {
@@ -416,7 +444,7 @@ public struct Connection {
     /// with ``PongTimeoutAction/dropTransport``).
     /// A client that completed a normal close waits for the server to close first (RFC 6455 §7.1.1)
     /// and closes itself only when its close timeout fires.
-    public var shouldCloseTransport: Bool {
+    @inlinable public var shouldCloseTransport: Bool {
         (state == .closed && (role == .server || failure != nil)) || timers.mustCloseTransport
     }
 

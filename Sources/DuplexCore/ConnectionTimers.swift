@@ -103,6 +103,7 @@ extension Duration {
 /// The deadlines are armed and disarmed by the connection's inputs; ``earliest`` caches their
 /// minimum so that ``Connection/nextDeadline`` is a load. Receiving only stores
 /// ``lastActivity``: the idle deadline is checked lazily when it fires.
+@usableFromInline
 struct ConnectionTimers {
     /// A ping waiting for its pong: sent by the keepalive or by ``Connection/ping(_:at:)``.
     struct OutstandingPing {
@@ -125,7 +126,7 @@ struct ConnectionTimers {
     /// When the transport must close because the closing handshake took too long.
     var closeDeadline: Connection.Instant?
     /// The earliest of the four deadlines.
-    private(set) var earliest: Connection.Instant?
+    @usableFromInline private(set) var earliest: Connection.Instant?
 
     /// The instant of the last ``Connection/receive(_:at:)`` (or of ``Connection/start(at:)``):
     /// where the idle time counts from, and the time of the events the received bytes produce.
@@ -142,7 +143,7 @@ struct ConnectionTimers {
 
     /// A timer decided that the transport must close now (close timeout, or the pong timeout's
     /// ``Connection/PongTimeoutAction/dropTransport``): ``Connection/shouldCloseTransport`` is true.
-    var mustCloseTransport = false
+    @usableFromInline var mustCloseTransport = false
     /// The pong timeout dropped the transport: ``Connection/closeResult`` is 1006 and the
     /// connection did not end cleanly, whatever arrives after.
     var dropped = false
@@ -210,7 +211,7 @@ extension Connection {
     ///
     /// It may be earlier than needed (the idle deadline moves lazily with received bytes):
     /// calling ``timerFired(at:)`` then does nothing but move it.
-    public var nextDeadline: Instant? { timers.earliest }
+    @inlinable public var nextDeadline: Instant? { timers.earliest }
 
     /// Does what is due at `now`: sends a keepalive ping, acts on a pong timeout, closes an idle
     /// connection, or ends a closing handshake that took too long. Does nothing when nothing is

@@ -37,8 +37,18 @@ import Testing
         #expect(try Serve.parse(["--no-deflate"]).deflate == false)
     }
 
-    @Test func demoPageOpensTheEchoEndpoint() {
-        #expect(DemoPage.html.contains("\"/echo\""))
-        #expect(DemoPage.html.contains("new WebSocket("))
+    @Test func demoAppIsServedFromTheBundle() throws {
+        let responses = Dictionary(uniqueKeysWithValues: DemoPage.responses().map { ($0.path, $0.response) })
+        let types = ["/": "text/html", "/demo/app.js": "text/javascript", "/demo/style.css": "text/css"]
+        for (path, type) in types {
+            let response = try #require(responses[path], "no route for \(path)")
+            #expect(response.status == .ok, "\(path): \(String(buffer: response.body))")
+            #expect(response.headerFields[.contentType] == "\(type); charset=utf-8")
+            #expect(response.body.readableBytes > 0)
+        }
+        let page = String(buffer: try #require(responses["/"]).body)
+        #expect(page.contains("src=\"/demo/app.js\"") && page.contains("href=\"/demo/style.css\""))
+        let app = String(buffer: try #require(responses["/demo/app.js"]).body)
+        #expect(app.contains("\"/echo\"") && app.contains("\"/topics/ticker\"") && app.contains("new WebSocket("))
     }
 }

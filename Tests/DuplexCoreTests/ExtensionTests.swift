@@ -1,3 +1,4 @@
+import HTTPTypes
 import NIOCore
 import Testing
 @testable import DuplexCore
@@ -124,17 +125,17 @@ struct XorClientNegotiator: ClientExtensionNegotiator {
     static func negotiate(
         client clientNegotiators: [any ClientExtensionNegotiator],
         server serverNegotiators: [any ServerExtensionNegotiator]
-    ) throws -> (client: [any WebSocketExtension], server: [any WebSocketExtension], response: HeaderList) {
+    ) throws -> (client: [any WebSocketExtension], server: [any WebSocketExtension], response: HTTPFields) {
         let client = ClientHandshake(host: "h", extensions: clientNegotiators)
-        let upgrade = try ServerHandshake.validate(ServerHandshake.Request(method: "GET", uri: "/", headers: client.requestHeaders)).get()
+        let upgrade = try ServerHandshake.validate(client.request).get()
         let acceptance = ServerHandshake.accept(upgrade, extensions: serverNegotiators)
-        let result = try client.validate(status: 101, headers: acceptance.headers)
-        return (result.extensions, acceptance.extensions, acceptance.headers)
+        let result = try client.validate(status: 101, headers: acceptance.headerFields)
+        return (result.extensions, acceptance.extensions, acceptance.headerFields)
     }
 
     @Test func negotiatedThroughTheHandshake() throws {
         let client = ClientHandshake(host: "h", extensions: [XorClientNegotiator()])
-        #expect(client.requestHeaders.values("Sec-WebSocket-Extensions") == ["x-xor; pad=51; unknown, x-xor; pad=51"])
+        #expect(client.request.headerFields.values("Sec-WebSocket-Extensions") == ["x-xor; pad=51; unknown, x-xor; pad=51"])
         let (clientExtensions, serverExtensions, response) = try Self.negotiate(client: [XorClientNegotiator()],
                                                                                server: [XorServerNegotiator()])
         #expect(response.values("Sec-WebSocket-Extensions") == ["x-xor; pad=51"])  // the second offer, the first acceptable

@@ -191,3 +191,27 @@ func outbound(of connection: inout Connection, sourceLocation: SourceLocation = 
     let bytes = connection.takeOutbound()
     return try #require(bytes, "nothing queued", sourceLocation: sourceLocation)
 }
+
+// MARK: - HTTP fields by name
+
+import HTTPTypes
+
+extension HTTPFields {
+    /// Appends a field by its name as text (the tests' header blocks).
+    mutating func add(name: String, value: String) {
+        append(HTTPField(name: HTTPField.Name(name)!, value: value))
+    }
+
+    /// Every value of the fields named `name`, in order.
+    func values(_ name: String) -> [String] { self[values: HTTPField.Name(name)!] }
+
+    /// Removes every field named `name`.
+    mutating func remove(_ name: String) { self[HTTPField.Name(name)!] = nil }
+}
+
+extension ClientHandshake {
+    /// Checks a response given as status and fields.
+    func validate(status: HTTPResponse.Status, headers: HTTPFields) throws(HandshakeError) -> Result {
+        try validate(HTTPResponse(status: status, headerFields: headers))
+    }
+}

@@ -70,7 +70,7 @@ import Testing
     @Test func theServerSeesTheRequestAsSent() async throws {
         try await withClientTestServer { port in
             try await withTimeLimit {
-                var headers = HeaderList()
+                var headers = HTTPFields()
                 headers.add(name: "X-Test", value: "forty-two")
                 headers.add(name: "Authorization", value: "Bearer t0ken")
                 let configuration = loopbackClientConfiguration(subprotocols: ["nope", "chat.v2", "chat.v1"], headers: headers,
@@ -245,7 +245,7 @@ import Testing
     }
 
     @Test func deflateWithTheDuplexServer() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/deflate", WebSocketEndpoint(extensions: [PerMessageDeflate.ServerNegotiator()]) { ws in
             for try await message in ws.messages { try await ws.send(message) }
         })

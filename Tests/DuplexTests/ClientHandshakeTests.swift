@@ -39,7 +39,7 @@ import Testing
     @Test func theRequestFollowsRFC6455() async throws {
         let server = try await CannedHTTPServer.start { switchingProtocols(for: $0) }
         defer { Task { await server.stop() } }
-        var headers = HeaderList()
+        var headers = HTTPFields()
         headers.add(name: "Authorization", value: "Bearer abc")
         headers.add(name: "Cookie", value: "a=1")
         headers.add(name: "Upgrade", value: "h2c")  // may not replace the handshake's own field

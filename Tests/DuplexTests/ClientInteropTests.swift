@@ -141,7 +141,7 @@ import Testing
             }
 
             // Subprotocol negotiation and extra headers.
-            var headers = HeaderList()
+            var headers = HTTPFields()
             headers.add(name: "X-Test", value: "seen")
             let offering = loopbackClientConfiguration(subprotocols: ["chat.v3", "chat.v1"], headers: headers, origin: "https://duplex.test")
             let info = try await WebSocket.connect(to: "\(base)/info", configuration: offering)

@@ -87,7 +87,7 @@ import Testing
         // A 404 is retried by default (a restarting server may answer so); this policy says no.
         var picky = Self.fastPolicy
         picky.shouldRetry = { error in
-            if case .handshakeFailed(.unexpectedStatus(let status, _)) = error as? WebSocketError { return status >= 500 }
+            if case .handshakeFailed(.unexpectedStatus(let status, _)) = error as? WebSocketError { return status.code >= 500 }
             return true
         }
         let policy = picky

@@ -38,11 +38,11 @@ func withTimeLimit<T: Sendable>(
 
 /// Client settings for loopback tests: no proxy from the environment, no keepalive pings, short timeouts.
 func loopbackClientConfiguration(
-    subprotocols: [String] = [], headers: HeaderList = HeaderList(), origin: String? = nil,
+    subprotocols: [String] = [], headers: HTTPFields = [:], origin: String? = nil,
     handshakeTimeout: TimeAmount = .seconds(5), closeTimeout: TimeAmount = .seconds(2)
 ) -> WebSocketClientConfiguration {
     var configuration = WebSocketClientConfiguration(
-        subprotocols: subprotocols, headers: headers, origin: origin, handshakeTimeout: handshakeTimeout, proxy: .none
+        subprotocols: subprotocols, headerFields: headers, origin: origin, handshakeTimeout: handshakeTimeout, proxy: .none
     )
     configuration.webSocket.pingInterval = nil
     configuration.webSocket.closeTimeout = closeTimeout
@@ -63,8 +63,8 @@ func clientTestLogger(_ label: String = "duplex.client-test") -> Logger {
 /// - `/inspect`: sends one text message with the request as the server saw it
 ///   (`target|host|origin|authorization|x-test|subprotocol`), then echoes;
 /// - `/close`: closes at once with the code and reason of the query (`code=4001&reason=bye`).
-func clientTestRouter(subprotocols: [String] = ["chat.v1", "chat.v2"]) -> Router {
-    var router = Router()
+func clientTestRouter(subprotocols: [String] = ["chat.v1", "chat.v2"]) -> WebSocketRouter {
+    var router = WebSocketRouter()
     // Echoed from the event loop: a message is sent back before a close that follows it is
     // answered (an async echo can lose the race against the server's automatic close reply).
     router.webSocket("/echo", WebSocketEndpoint(subprotocols: subprotocols, callbacks: WebSocketCallbacks(
@@ -75,9 +75,9 @@ func clientTestRouter(subprotocols: [String] = ["chat.v1", "chat.v2"]) -> Router
     router.webSocket("/inspect", WebSocketEndpoint(subprotocols: subprotocols, callbacks: WebSocketCallbacks(
         onOpen: { ws in
             let request = ws.socket.request
-            let headers = request?.headers ?? HeaderList()
+            let headers = request?.headerFields ?? [:]
             let fields = [
-                request?.uri ?? "", headers.first("Host") ?? "", headers.first("Origin") ?? "",
+                request?.target ?? "", request?.head.authority ?? "", headers.first("Origin") ?? "",
                 headers.first("Authorization") ?? "", headers.first("X-Test") ?? "", ws.socket.subprotocol ?? "",
             ]
             ws.send(text: fields.joined(separator: "|"))
@@ -127,7 +127,7 @@ func withClientTestServer(tls: TLSConfiguration? = nil, _ body: (Int) async thro
 /// An HTTP request as a canned server received it.
 struct ReceivedRequest: Sendable {
     var requestLine: String
-    var headers: HeaderList
+    var headers: HTTPFields
 }
 
 /// A TCP server on 127.0.0.1 that reads one HTTP request head and answers with whatever
@@ -228,7 +228,7 @@ func parseRequestHead(_ buffer: inout ByteBuffer) -> ReceivedRequest? {
     buffer.moveReaderIndex(forwardBy: end.upperBound - view.startIndex)
     var lines = text.components(separatedBy: "\r\n")
     let requestLine = lines.removeFirst()
-    var headers = HeaderList()
+    var headers = HTTPFields()
     for line in lines {
         guard let colon = line.firstIndex(of: ":") else { continue }
         headers.add(name: String(line[..<colon]), value: line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))

@@ -253,6 +253,6 @@ import Testing
         #expect(!policy.shouldRetry(WebSocketError.invalidURL("x")))
         #expect(!policy.shouldRetry(CancellationError()))
         #expect(policy.shouldRetry(WebSocketError.handshakeTimeout))
-        #expect(policy.shouldRetry(WebSocketError.handshakeFailed(.unexpectedStatus(503, HeaderList()))))
+        #expect(policy.shouldRetry(WebSocketError.handshakeFailed(.unexpectedStatus(503, [:]))))
     }
 }

@@ -42,7 +42,7 @@ import Testing
     @Test(arguments: ["callbacks", "async"])
     func closedConnectionsAreFreed(api: String) async throws {
         let sockets = WeakSockets()
-        var router = Router()
+        var router = WebSocketRouter()
         let configuration = quietConfiguration()
         if api == "callbacks" {
             router.webSocket("/ws", WebSocketEndpoint(configuration: configuration, callbacks: WebSocketCallbacks(

@@ -7,7 +7,7 @@ import Testing
 @Suite struct DeflateInteropTests {
     @Test func pythonWebsocketsClientCompresses() async throws {
         let python = try await ServerInteropTests.interopPython()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", WebSocketEndpoint(
             configuration: quietConfiguration(),
             extensions: [PerMessageDeflate.ServerNegotiator()],

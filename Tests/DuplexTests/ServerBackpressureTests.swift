@@ -79,7 +79,7 @@ import Testing
     @Test func floodingASlowReaderHitsTheHardLimitAndCloses1013() async throws {
         let stats = Mailbox<FloodStats>()
         let closes = Mailbox<CloseFrame>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/flood", Self.floodEndpoint(Self.floodConfiguration(.close(.tryAgainLater)), stats: stats, closes: closes))
         try await withServer(router) { port, _ in
             let client = try await TestClient.webSocket(port: port, path: "/flood")
@@ -106,7 +106,7 @@ import Testing
     @Test func dropPolicyDropsMessagesAndKeepsTheConnection() async throws {
         let stats = Mailbox<FloodStats>()
         let closes = Mailbox<CloseFrame>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/flood", Self.floodEndpoint(Self.floodConfiguration(.drop), stats: stats, closes: closes))
         try await withServer(router) { port, _ in
             let client = try await TestClient.webSocket(port: port, path: "/flood")
@@ -134,7 +134,7 @@ import Testing
         let total = 256  // 16 MiB: far more than the socket buffers take
         let returned = Counter()
         let done = Mailbox<Int>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/push", WebSocketEndpoint(configuration: quietConfiguration(
             outboundHighWaterMark: 256 << 10, outboundLowWaterMark: 64 << 10
         )) { ws in
@@ -168,7 +168,7 @@ import Testing
     @Test func aSuspendedSendFailsWhenThePeerGoesAway() async throws {
         let outcome = Mailbox<String>()
         let sent = Counter()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/push", WebSocketEndpoint(configuration: quietConfiguration(
             outboundHighWaterMark: 256 << 10, outboundLowWaterMark: 64 << 10
         )) { ws in
@@ -201,7 +201,7 @@ import Testing
         let gate = Gate()
         let received = Counter()
         let done = Mailbox<Int>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/slow", WebSocketEndpoint(configuration: quietConfiguration(inboundQueueSize: 2)) { ws in
             await gate.wait()
             for try await message in ws.messages {
@@ -242,7 +242,7 @@ import Testing
         // and never reads must still not make the server buffer pongs without bound.
         let hardLimit = 256 << 10
         let reports = Mailbox<Int>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/report", WebSocketEndpoint(
             // .drop: the report's echo may meet a buffer that one read batch of pongs refilled.
             configuration: quietConfiguration(outboundHighWaterMark: 64 << 10, outboundLowWaterMark: 16 << 10,

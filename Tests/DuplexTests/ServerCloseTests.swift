@@ -8,7 +8,7 @@ import Testing
     @Test func clientInitiatedCloseIsEchoedAndObservableInTheAsyncHandler() async throws {
         let seen = Mailbox<String>()
         let waited = Mailbox<CloseFrame>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", WebSocketEndpoint(configuration: quietConfiguration()) { ws in
             seen.put("open: \(ws.closeCode.map { "\($0.rawValue)" } ?? "nil")")
             for try await message in ws.messages { try await ws.send(message) }
@@ -32,7 +32,7 @@ import Testing
 
     @Test func clientInitiatedCloseInTheCallbackAPI() async throws {
         let closes = Mailbox<CloseFrame>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", callbackEcho(configuration: quietConfiguration(), closes: closes))
         try await withServer(router) { port, _ in
             let client = try await TestClient.webSocket(port: port)
@@ -53,7 +53,7 @@ import Testing
 
     @Test func serverInitiatedCloseReachesTheClient() async throws {
         let results = Mailbox<CloseFrame>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/async", WebSocketEndpoint(configuration: quietConfiguration()) { ws in
             for try await message in ws.messages {
                 if case .text("close please") = message {
@@ -81,7 +81,7 @@ import Testing
 
     @Test func handlerReturningClosesWith1000AndThrowingWith1011() async throws {
         struct Oops: Error {}
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/returns", WebSocketEndpoint(configuration: quietConfiguration()) { ws in
             try await ws.send(text: "done")
         })
@@ -101,7 +101,7 @@ import Testing
 
     @Test func invalidSendsAreRefused() async throws {
         let errors = Mailbox<String>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/bad", WebSocketEndpoint(configuration: quietConfiguration()) { ws in
             do {
                 try await ws.close(code: .abnormalClosure)
@@ -130,8 +130,8 @@ import Testing
         }
     }
 
-    static func failureRouter(closes: Mailbox<CloseFrame?>) -> Router {
-        var router = Router()
+    static func failureRouter(closes: Mailbox<CloseFrame?>) -> WebSocketRouter {
+        var router = WebSocketRouter()
         let small = quietConfiguration(limits: Limits(maxFrameSize: 4096, maxMessageSize: 1024))
         router.webSocket("/echo", asyncEcho(configuration: small, closes: closes))
         return router

@@ -10,8 +10,8 @@ import Testing
         var description: String { rawValue }
     }
 
-    static func router(_ api: API) -> Router {
-        var router = Router()
+    static func router(_ api: API) -> WebSocketRouter {
+        var router = WebSocketRouter()
         router.webSocket("/echo", api == .async ? asyncEcho(configuration: quietConfiguration())
                                                 : callbackEcho(configuration: quietConfiguration()))
         return router
@@ -114,7 +114,7 @@ import Testing
     @Test func callbackEndpointCanSendInOnOpen() async throws {
         // onOpen runs as the connection is set up: what it sends must follow the 101 response.
         let opened = Mailbox<String?>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/greet", WebSocketEndpoint(subprotocols: ["greet.v1"], configuration: quietConfiguration(),
                                                      callbacks: WebSocketCallbacks(
             onOpen: { ws in
@@ -174,7 +174,7 @@ import Testing
     @Test func sendsFromOtherTasksAndServerInitiatedMessages() async throws {
         // The async API: a server that pushes messages of its own from a second task while
         // echoing; all arrive, each task's in order.
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/push", WebSocketEndpoint(configuration: quietConfiguration()) { ws in
             let pusher = Task {
                 for i in 0..<50 { try await ws.send(text: "push \(i)") }

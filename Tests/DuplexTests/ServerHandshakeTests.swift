@@ -6,8 +6,8 @@ import Testing
 /// The opening handshake over real TCP: the answer to every bad request, plain HTTP on the
 /// same port, subprotocols, origins and the upgrade hook.
 @Suite struct ServerHandshakeTests {
-    static func router() -> Router {
-        var router = Router()
+    static func router() -> WebSocketRouter {
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho())
         router.get("/hello") { request in
             .text("hello \(request.query ?? "")\n")
@@ -165,7 +165,7 @@ import Testing
 
     @Test func subprotocolIsTheClientsFirstThatTheEndpointSpeaks() async throws {
         let chosen = Mailbox<String?>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/chat", WebSocketEndpoint(subprotocols: ["chat.v1", "chat.v2"]) { ws in
             chosen.put(ws.subprotocol)
             try await ws.close()
@@ -204,7 +204,7 @@ import Testing
     }
 
     @Test func originAllowlist() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         let patterns: [OriginPattern] = [.exact("https://example.com"), .wildcard("https://*.example.org")]
         router.webSocket("/open", WebSocketEndpoint(origins: .allow(patterns), handler: { _ in }))
         router.webSocket("/strict", WebSocketEndpoint(origins: .allow(patterns, requireOrigin: true), handler: { _ in }))
@@ -232,11 +232,11 @@ import Testing
         }
         let seen = Mailbox<Seen>()
         let userData = Mailbox<String>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/hook", WebSocketEndpoint(onUpgrade: { request in
-            seen.put(Seen(path: request.path, query: request.query, token: request.headers.first("X-Token"),
+            seen.put(Seen(path: request.path, query: request.query, token: request.headerFields.first("X-Token"),
                           remoteIP: request.remoteAddress?.ipAddress))
-            guard request.headers.first("X-Token") == "secret" else {
+            guard request.headerFields.first("X-Token") == "secret" else {
                 return .reject(status: 401, reason: "bad token")
             }
             try? await Task.sleep(for: .milliseconds(10))  // the hook may suspend
@@ -248,7 +248,7 @@ import Testing
         }))
         try await withServer(router) { port, _ in
             let client = try await TestClient.webSocket(port: port, path: "/hook?room=7&x=1",
-                                                        extraHeaders: ["X-Token": "secret"])
+                                                        extraHeaders: [HTTPField.Name("X-Token")!: "secret"])
             let request = try await seen.take()
             #expect(request.path == "/hook")
             #expect(request.query == "room=7&x=1")

@@ -20,7 +20,7 @@ import Testing
         let python = try await Self.interopPython()
         let echoCloses = Mailbox<CloseFrame?>()
         let customCloses = Mailbox<CloseFrame>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho(configuration: quietConfiguration(limits: Limits(maxFrameSize: 32 << 20, maxMessageSize: 32 << 20)),
                                             closes: echoCloses))
         router.webSocket("/close-custom", WebSocketEndpoint(configuration: quietConfiguration(), callbacks: WebSocketCallbacks(

@@ -9,7 +9,7 @@ import Testing
     static let clock = ContinuousClock()
 
     static func startServer(closes: Mailbox<CloseFrame?>) async throws -> (WebSocketServer, Int) {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho(configuration: quietConfiguration(), closes: closes))
         let server = WebSocketServer(configuration: .init(host: "127.0.0.1", port: 0), router: router, logger: testLogger())
         let address = try await server.start()
@@ -73,7 +73,7 @@ import Testing
     }
 
     @Test func aServerThatNeverRanOrFailedToStartCanBeDropped() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho())
         let (running, port) = try await Self.startServer(closes: Mailbox())
         do {
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func runReturnsAfterShutdown() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho())
         let server = WebSocketServer(configuration: .init(host: "127.0.0.1", port: 0), router: router, logger: testLogger())
         let running = Task { try await server.run() }

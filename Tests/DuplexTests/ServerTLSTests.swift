@@ -31,7 +31,7 @@ import Testing
         clientTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificatePath))
         let clientContext = try NIOSSLContext(configuration: clientTLS)
 
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho(configuration: quietConfiguration()))
         try await withServer(router, tls: tls) { port, _ in
             let client = try await TestClient.webSocket(port: port, tls: clientContext)

@@ -43,17 +43,19 @@ func testLogger(_ label: String = "duplex.test") -> Logger {
 
 /// Starts a server on 127.0.0.1 with a free port, runs `body` with its port, shuts it down.
 func withServer(
-    _ router: Router,
+    _ router: WebSocketRouter,
     webSocket: WebSocketConfiguration = WebSocketConfiguration(),
     tls: TLSConfiguration? = nil,
     handshakeTimeout: TimeAmount = .seconds(10),
     maxHandshakeHeaderBytes: Int = ServerHandshake.defaultMaxHeaderBytes,
+    maxRequestBodyBytes: Int = 1 << 20,
     group: any EventLoopGroup = testLoop,
     _ body: (_ port: Int, _ server: WebSocketServer) async throws -> Void
 ) async throws {
     let server = WebSocketServer(
         configuration: .init(host: "127.0.0.1", port: 0, tls: tls, webSocket: webSocket,
-                             handshakeTimeout: handshakeTimeout, maxHandshakeHeaderBytes: maxHandshakeHeaderBytes),
+                             handshakeTimeout: handshakeTimeout, maxHandshakeHeaderBytes: maxHandshakeHeaderBytes,
+                             maxRequestBodyBytes: maxRequestBodyBytes),
         router: router, group: group, logger: testLogger()
     )
     let address = try await server.start()
@@ -240,7 +242,7 @@ enum WSEvent: Sendable, Equatable, CustomStringConvertible {
 struct HTTPAnswer: Sendable {
     var status: Int
     var statusLine: String
-    var headers: HeaderList
+    var headers: HTTPFields
     var body: String
 }
 
@@ -401,7 +403,7 @@ final class TestClientHandler: ChannelInboundHandler {
         let statusLine = lines.removeFirst()
         let parts = statusLine.split(separator: " ", maxSplits: 2)
         guard parts.count >= 2, let status = Int(parts[1]) else { return nil }
-        var headers = HeaderList()
+        var headers = HTTPFields()
         for line in lines {
             guard let colon = line.firstIndex(of: ":") else { continue }
             headers.add(name: String(line[..<colon]),
@@ -491,13 +493,13 @@ final class TestClient: Sendable {
     /// - Throws: ``TestClientError`` when the server does not answer 101 (see ``handshakeAnswer(...)``).
     static func webSocket(
         port: Int, group: any EventLoopGroup = testLoop, path: String = "/echo", subprotocols: [String] = [], origin: String? = nil,
-        extraHeaders: HeaderList = HeaderList(), autoPong: Bool = true, autoCloseReply: Bool = true,
+        extraHeaders: HTTPFields = [:], autoPong: Bool = true, autoCloseReply: Bool = true,
         tls: NIOSSLContext? = nil, withRequest early: ByteBuffer? = nil, receiveBuffer: Int? = nil
     ) async throws -> TestClient {
-        let handshake = ClientHandshake(host: "127.0.0.1:\(port)", subprotocols: subprotocols, origin: origin,
+        let handshake = ClientHandshake(host: "127.0.0.1:\(port)", path: path, subprotocols: subprotocols, origin: origin,
                                         extraHeaders: extraHeaders)
-        var request = "GET \(path) HTTP/1.1\r\n"
-        for field in handshake.requestHeaders { request += "\(field.name): \(field.value)\r\n" }
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(handshake.request.authority!)\r\n"
+        for field in handshake.request.headerFields { request += "\(field.name): \(field.value)\r\n" }
         request += "\r\n"
         // The request goes out from the event loop as soon as the connection is up.
         let (channel, handler) = try await open(port: port, expectsUpgrade: true, autoPong: autoPong,
@@ -515,7 +517,7 @@ final class TestClient: Sendable {
             throw TestClientError("handshake answered \(head.statusLine)")
         }
         do {
-            _ = try handshake.validate(status: head.status, headers: head.headers)
+            _ = try handshake.validate(HTTPResponse(status: .init(code: head.status), headerFields: head.headers))
         } catch {
             channel.close(promise: nil)
             throw TestClientError("bad handshake response: \(error)")
@@ -734,3 +736,25 @@ func runProcess(_ executable: String, _ arguments: [String], timeout: TimeAmount
 /// The repository's root (for scripts and Python clients).
 let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
     .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+// MARK: - Header fields by name, as the tests read raw answers
+
+extension HTTPFields {
+    /// Appends a field named by text (a parsed header line).
+    mutating func add(name: String, value: String) {
+        append(HTTPField(name: HTTPField.Name(name)!, value: value))
+    }
+
+    /// The values of the fields named `name`, in order.
+    func values(_ name: String) -> [String] { self[values: HTTPField.Name(name)!] }
+
+    /// The first value of `name`.
+    func first(_ name: String) -> String? { values(name).first }
+
+    /// Whether a comma-separated `name` field holds `token` (case-insensitive).
+    func containsToken(_ token: String, in name: String) -> Bool {
+        values(name).flatMap { $0.split(separator: ",") }.contains {
+            $0.trimmingCharacters(in: .whitespaces).lowercased() == token.lowercased()
+        }
+    }
+}

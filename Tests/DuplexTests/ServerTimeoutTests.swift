@@ -10,7 +10,7 @@ import Testing
     static let clock = ContinuousClock()
 
     @Test func handshakeTimeoutClosesASilentConnection() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho())
         try await withServer(router, handshakeTimeout: .seconds(1), group: timerLoop) { port, _ in
             let start = Self.clock.now
@@ -39,7 +39,7 @@ import Testing
     }
 
     @Test func keepalivePingWithoutPongClosesWith1011() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", asyncEcho(configuration: WebSocketConfiguration(
             pingInterval: .milliseconds(100), pongTimeout: .milliseconds(200)
         )))
@@ -61,7 +61,7 @@ import Testing
     }
 
     @Test func idleTimeoutClosesWith1001() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", callbackEcho(configuration: quietConfiguration(idleTimeout: .milliseconds(300))))
         try await withServer(router, group: timerLoop) { port, _ in
             let start = Self.clock.now
@@ -76,7 +76,7 @@ import Testing
     }
 
     @Test func closeTimeoutDropsAPeerThatNeverAnswersTheClose() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/close", WebSocketEndpoint(configuration: quietConfiguration(closeTimeout: .milliseconds(300)),
                                                      callbacks: WebSocketCallbacks(
             onMessage: { ws, _ in try? ws.close(code: CloseCode(4000), reason: "go") }

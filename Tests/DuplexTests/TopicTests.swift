@@ -8,17 +8,17 @@ import Testing
 /// Topics: subscribe, unsubscribe, publish from anywhere, fan-out across event loops, slow
 /// subscribers, the transition hook.
 @Suite struct TopicTests {
-    /// A room: a connection to `/room` subscribes to "room"; each message it sends goes to every
+    /// A room: a connection to `/room` subscribes to `topic`; each message it sends goes to every
     /// subscriber, itself included (publish to the others, send to itself).
-    static func roomEndpoint(_ configuration: WebSocketConfiguration = quietConfiguration(),
+    static func roomEndpoint(_ configuration: WebSocketConfiguration = quietConfiguration(), topic: String = "room",
                              closes: Mailbox<CloseFrame>? = nil, opened: Counter? = nil) -> WebSocketEndpoint {
         WebSocketEndpoint(configuration: configuration, callbacks: WebSocketCallbacks(
             onOpen: { ws in
-                _ = try? ws.subscribe(to: "room")
+                _ = try? ws.subscribe(to: topic)
                 opened?.increment()
             },
             onMessage: { ws, data in
-                _ = try? ws.publish(data, to: "room")
+                _ = try? ws.publish(data, to: topic)
                 ws.send(data)
             },
             onClose: { _, frame in closes?.put(frame) }
@@ -43,7 +43,7 @@ import Testing
 
     @Test func everySubscriberGetsEveryMessageInOrderAcrossLoops() async throws {
         let opened = Counter()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint(opened: opened))
         // Two event loops: subscribers land on both, so the fan-out crosses loops.
         try await withServer(router) { port, server in
@@ -72,7 +72,7 @@ import Testing
     }
 
     @Test func publishFromATaskAnotherLoopAndTheEventLoopKeepsEachPublishersOrder() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint())
         let otherLoop = MultiThreadedEventLoopGroup.singleton.next()  // none of the server's loops
         try await withServer(router) { port, server in
@@ -98,7 +98,7 @@ import Testing
     }
 
     @Test func asyncAPISubscribesPublishesAndSkipsTheSender() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/sub", Self.asyncSubscriber)
         try await withServer(router) { port, server in
             let a = try await TestClient.webSocket(port: port, path: "/sub")
@@ -119,7 +119,7 @@ import Testing
 
     @Test func subscribeAndUnsubscribeFromTheCallbacks() async throws {
         let results = Mailbox<String>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/toggle", WebSocketEndpoint(configuration: quietConfiguration(), callbacks: WebSocketCallbacks(
             onMessage: { ws, data in
                 let topic = data.text ?? ""
@@ -151,7 +151,7 @@ import Testing
 
     @Test func transitionsReportTheFirstAndTheLastSubscriberInOrder() async throws {
         let transitions = Mailbox<TopicTransition>()
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint())
         try await withServer(router) { port, server in
             server.onTopicTransition { transitions.put($0) }
@@ -176,7 +176,7 @@ import Testing
         let closes = Mailbox<CloseFrame>()
         let configuration = quietConfiguration(outboundHighWaterMark: 16 << 10, outboundLowWaterMark: 4 << 10,
                                                outboundHardLimit: 64 << 10, backpressurePolicy: policy)
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/room", Self.roomEndpoint(configuration, closes: closes))
         try await withServer(router) { port, server in
             let slow = try await TestClient.webSocket(port: port, path: "/room", receiveBuffer: 8 << 10)
@@ -228,13 +228,78 @@ import Testing
     }
 
     @Test func clientConnectionsHaveNoTopics() async throws {
-        var router = Router()
+        var router = WebSocketRouter()
         router.webSocket("/echo", callbackEcho(configuration: quietConfiguration()))
         try await withServer(router) { port, _ in
             let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", group: testLoop, logger: testLogger())
             await #expect(throws: WebSocketError.topicsUnavailable) { try await ws.subscribe(to: "t") }
             _ = try await ws.close()
             await #expect(throws: WebSocketError.self) { try await ws.publish(.text("x"), to: "t") }
+        }
+    }
+
+    /// Plain subscribers share the plain frame, subscribers with permessage-deflate without
+    /// context takeover share one compressed frame, those with context takeover are compressed
+    /// one by one: every one of them decodes every message.
+    @Test func compressedAndPlainSubscribersOfOneTopicAllDecodeEveryMessage() async throws {
+        func endpoint(_ extensions: [any ServerExtensionNegotiator]) -> WebSocketEndpoint {
+            WebSocketEndpoint(configuration: quietConfiguration(), extensions: extensions, callbacks: WebSocketCallbacks(
+                onOpen: { ws in _ = try? ws.subscribe(to: "mixed") },
+                onMessage: { _, _ in }
+            ))
+        }
+        var router = WebSocketRouter()
+        router.webSocket("/plain", endpoint([]))
+        router.webSocket("/shared", endpoint([PerMessageDeflate.ServerNegotiator(configuration: PerMessageDeflateConfiguration(noContextTakeover: true))]))
+        router.webSocket("/own", endpoint([PerMessageDeflate.ServerNegotiator()]))
+        try await withServer(router) { port, server in
+            var sockets: [(String, WebSocket)] = []
+            for path in ["/plain", "/shared", "/shared", "/shared", "/own", "/own"] {
+                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)\(path)", group: testLoop, logger: testLogger())
+                sockets.append((path, ws))
+            }
+            try await eventually("six subscribers") { server.subscriberCount(of: "mixed") == 6 }
+            let messages: [WebSocketMessage] = (0..<30).map { i in
+                i % 3 == 2 ? .binary(ByteBuffer(bytes: patternBytes(3000 + i, seed: UInt8(i)))) : .text(String(repeating: "compressible \(i) ", count: 40 + i))
+            }
+            for message in messages { #expect(server.publish(message, to: "mixed") == 6) }
+            for (path, ws) in sockets {
+                var iterator = ws.messages.makeAsyncIterator()
+                for (index, message) in messages.enumerated() {
+                    let received = try await iterator.next()
+                    #expect(received == message, "\(path) message \(index)")
+                }
+                _ = try await ws.close()
+            }
+        }
+    }
+
+    /// The frame one connection encodes for sharing is the frame another with the same key
+    /// would write, and a client decodes it; connections with context takeover have no key.
+    @Test func aSharedCompressedFrameIsTheSameForEveryConnectionWithItsKey() throws {
+        func serverConnection(noContextTakeover: Bool) -> Connection {
+            let deflate = PerMessageDeflate(configuration: PerMessageDeflateConfiguration(noContextTakeover: noContextTakeover),
+                                            localWindowBits: 15, localNoContextTakeover: noContextTakeover,
+                                            peerWindowBits: 15, peerNoContextTakeover: false)
+            return Connection(role: .server, extensions: [deflate])
+        }
+        var a = serverConnection(noContextTakeover: true)
+        var b = serverConnection(noContextTakeover: true)
+        let takeover = serverConnection(noContextTakeover: false)
+        #expect(a.sharedEncodingKey != nil && a.sharedEncodingKey == b.sharedEncodingKey)
+        #expect(takeover.sharedEncodingKey == nil)
+        #expect(Connection(role: .server).sharedEncodingKey == nil)
+        let text = ByteBuffer(string: String(repeating: "a message for many subscribers ", count: 20))
+        for _ in 0..<3 {
+            let frameA = try a.encodeForSharing(.text, payload: text)
+            let frameB = try b.encodeForSharing(.text, payload: text)
+            #expect(frameA == frameB)
+            #expect(frameA.readableBytes < text.readableBytes)
+            let inflate = PerMessageDeflate(configuration: PerMessageDeflateConfiguration(), localWindowBits: 15,
+                                            localNoContextTakeover: false, peerWindowBits: 15, peerNoContextTakeover: true)
+            var client = Connection(role: .client, extensions: [inflate])
+            client.receive(frameA)
+            #expect(client.nextEvent() == .text(text))
         }
     }
 }

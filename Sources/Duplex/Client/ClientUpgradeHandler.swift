@@ -1,7 +1,9 @@
 import DuplexCore
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 
 /// The client's opening handshake over HTTP/1.1: sends the upgrade request once the channel is
 /// active (after the proxy tunnel and TLS, if any), checks the response with DuplexCore's
@@ -26,7 +28,6 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     }
 
     private let handshake: ClientHandshake
-    private let requestTarget: String
     private let webSocketConfiguration: WebSocketConfiguration
     private let promise: EventLoopPromise<WebSocket>
     private let application: WebSocketApplication
@@ -42,11 +43,10 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     ///   - promise: failed when the attempt fails; the application succeeds it once the
     ///     WebSocket handler is in place.
     ///   - application: `.handOff(promise)`, or callbacks whose `onOpen` succeeds `promise`.
-    init(handshake: ClientHandshake, requestTarget: String, webSocketConfiguration: WebSocketConfiguration,
+    init(handshake: ClientHandshake, webSocketConfiguration: WebSocketConfiguration,
          promise: EventLoopPromise<WebSocket>, application: WebSocketApplication, deadline: NIODeadline,
          encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>, logger: Logger) {
         self.handshake = handshake
-        self.requestTarget = requestTarget
         self.webSocketConfiguration = webSocketConfiguration
         self.promise = promise
         self.application = application
@@ -77,9 +77,13 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private func sendRequest(context: ChannelHandlerContext) {
         guard case .waitingForActive = state else { return }
         state = .awaitingResponse
-        var headers = HTTPHeaders()
-        for field in handshake.requestHeaders { headers.add(name: field.name, value: field.value) }
-        let head = HTTPRequestHead(version: .http1_1, method: .GET, uri: requestTarget, headers: headers)
+        let head: HTTPRequestHead
+        do {
+            head = try HTTPRequestHead(handshake.request)
+        } catch {
+            fail(error, context: context)
+            return
+        }
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
     }
@@ -94,10 +98,15 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         switch unwrapInboundIn(data) {
         case .head(let head):
             guard case .awaitingResponse = state else { return }
-            let headers = HeaderList(head.headers.map { (name: $0.name, value: $0.value) })
+            let response: HTTPResponse
             do {
-                let result = try handshake.validate(status: Int(head.status.code), headers: headers)
-                state = .accepted(result)
+                response = try HTTPResponse(head)
+            } catch {
+                fail(error, context: context)  // a status over 999
+                return
+            }
+            do {
+                state = .accepted(try handshake.validate(response))
             } catch {
                 logger.debug("handshake refused", metadata: ["status": "\(head.status.code)", "error": "\(error)"])
                 fail(WebSocketError.handshakeFailed(error), context: context)

@@ -1,3 +1,5 @@
+import DuplexCore
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -42,7 +44,7 @@ public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
         host = authority.host
         port = authority.port
         if let user = authority.user {
-            authorization = "Basic " + Base64.encode(Array((user + ":" + (authority.password ?? "")).utf8))
+            authorization = ClientHandshake.basicAuthorization(user: user, password: authority.password ?? "")
         }
     }
 

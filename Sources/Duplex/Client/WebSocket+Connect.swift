@@ -115,14 +115,13 @@ extension WebSocket {
             sslContext = try NIOSSLContext(configuration: tls)
             serverName = configuration.tls.serverName ?? (url.isIPAddress ? nil : url.host)
         }
-        var extraHeaders = configuration.headers
-        if let user = url.user, extraHeaders.first("Authorization") == nil {
-            let credentials = Base64.encode(Array((user + ":" + (url.password ?? "")).utf8))
-            extraHeaders.add(name: "Authorization", value: "Basic " + credentials)
+        var extraHeaders = configuration.headerFields
+        if let user = url.user, extraHeaders[.authorization] == nil {
+            extraHeaders[.authorization] = ClientHandshake.basicAuthorization(user: user, password: url.password ?? "")
         }
         let handshake = ClientHandshake(
-            host: url.hostHeader, subprotocols: configuration.subprotocols, extensions: configuration.extensions,
-            origin: configuration.origin, extraHeaders: extraHeaders
+            host: url.hostHeader, path: url.requestTarget, subprotocols: configuration.subprotocols,
+            extensions: configuration.extensions, origin: configuration.origin, extraHeaders: extraHeaders
         )
 
         var logger = logger
@@ -136,8 +135,9 @@ extension WebSocket {
         if var callbacks {
             let onOpen = callbacks.onOpen
             callbacks.onOpen = { ws in
-                promise.succeed(ws.socket)
+                // The caller's `connect` returns once its own onOpen has run, as documented.
                 onOpen(ws)
+                promise.succeed(ws.socket)
             }
             application = .callbacks(callbacks)
         } else {
@@ -145,7 +145,6 @@ extension WebSocket {
         }
         let deadline = NIODeadline.now() + configuration.handshakeTimeout
         let webSocketConfiguration = configuration.webSocket
-        let requestTarget = url.requestTarget
         let sslHandlerContext = sslContext
         let sni = serverName
 
@@ -167,7 +166,7 @@ extension WebSocket {
                     try sync.addHandler(encoder)
                     try sync.addHandler(decoder)
                     try sync.addHandler(ClientUpgradeHandler(
-                        handshake: handshake, requestTarget: requestTarget, webSocketConfiguration: webSocketConfiguration,
+                        handshake: handshake, webSocketConfiguration: webSocketConfiguration,
                         promise: promise, application: application, deadline: deadline, encoder: encoder, decoder: decoder,
                         logger: connectionLogger
                     ))

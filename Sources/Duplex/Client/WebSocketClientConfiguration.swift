@@ -1,4 +1,5 @@
 import DuplexCore
+import HTTPTypes
 import NIOCore
 import NIOSSL
 
@@ -8,7 +9,7 @@ import NIOSSL
 /// ```swift
 /// var configuration = WebSocketClientConfiguration()
 /// configuration.subprotocols = ["chat.v2"]
-/// configuration.headers.add(name: "Authorization", value: "Bearer \(token)")
+/// configuration.headerFields[.authorization] = "Bearer \(token)"
 /// configuration.tls.trustRoots = .file("/etc/ssl/my-ca.pem")
 /// let ws = try await WebSocket.connect(to: "wss://example.com/chat", configuration: configuration)
 /// ```
@@ -19,9 +20,11 @@ public struct WebSocketClientConfiguration: Sendable {
     /// Subprotocols to offer (`Sec-WebSocket-Protocol`), most preferred first. The one the server
     /// chose is ``WebSocket/subprotocol``; a server that picks one not offered fails the handshake.
     public var subprotocols: [String]
-    /// Extra request headers (authorization, cookies, ...). They cannot replace the handshake's
-    /// own fields (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key`, `-Version`, `-Extensions`).
-    public var headers: HeaderList
+    /// Extra request header fields (authorization, cookies, ...). They cannot replace the
+    /// handshake's own fields (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key`, `-Version`,
+    /// `-Extensions`). A URL's `user:password@` becomes an `Authorization: Basic` field unless
+    /// one is here.
+    public var headerFields: HTTPFields
     /// The `Origin` header, for servers that check it; nil sends none.
     public var origin: String?
     /// Extensions to offer, in order of preference. Default: permessage-deflate (RFC 7692) with
@@ -36,10 +39,11 @@ public struct WebSocketClientConfiguration: Sendable {
     /// Whether and how to go through an HTTP proxy. Default: ``Proxy/environment``.
     public var proxy: Proxy
 
+    /// A configuration; every setting has a default (see each property).
     public init(
         webSocket: WebSocketConfiguration = WebSocketConfiguration(),
         subprotocols: [String] = [],
-        headers: HeaderList = HeaderList(),
+        headerFields: HTTPFields = [:],
         origin: String? = nil,
         extensions: [any ClientExtensionNegotiator] = [PerMessageDeflate.ClientNegotiator()],
         handshakeTimeout: TimeAmount = .seconds(10),
@@ -48,7 +52,7 @@ public struct WebSocketClientConfiguration: Sendable {
     ) {
         self.webSocket = webSocket
         self.subprotocols = subprotocols
-        self.headers = headers
+        self.headerFields = headerFields
         self.origin = origin
         self.extensions = extensions
         self.handshakeTimeout = handshakeTimeout

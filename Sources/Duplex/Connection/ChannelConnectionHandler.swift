@@ -12,6 +12,10 @@ final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     let driver: ConnectionDriver
     private var context: ChannelHandlerContext?
     private var readHeld = false
+    /// The channel's writability, as its last writability event said (NIO fires the event as
+    /// soon as a write passes the high-water mark): read on every send and every delivery,
+    /// where asking the channel costs an atomic load through the pipeline.
+    private var writable = true
 
     init(driver: ConnectionDriver) {
         self.driver = driver
@@ -21,6 +25,7 @@ final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        writable = context.channel.isWritable
         driver.start(sink: self)
         if !context.channel.isActive {
             // Added to a channel that already closed (a client whose server sent its last bytes
@@ -49,7 +54,8 @@ final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        driver.writabilityChanged(isWritable: context.channel.isWritable)
+        writable = context.channel.isWritable
+        driver.writabilityChanged(isWritable: writable)
         context.fireChannelWritabilityChanged()
     }
 
@@ -102,7 +108,7 @@ final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         context?.close(promise: nil)
     }
 
-    var isWritable: Bool { context?.channel.isWritable ?? false }
+    var isWritable: Bool { context != nil && writable }
 
     var bufferedBytes: Int {
         guard let context else { return 0 }

@@ -37,6 +37,13 @@ final class ConnectionDriver: WebSocketTransport {
     private(set) var finished = false
     private var closeWatchers: [(CloseFrame) -> Void] = []
     private let flusher: LoopFlusher
+    /// A published frame can be written as it is (see ``deliverPublished(_:encoded:)``): fixed
+    /// for the connection's life, so asked of the core once.
+    private let writesSharedFrames: Bool
+    /// The key under which subscribers share an encoded frame; nil when they cannot.
+    private let sharingKey: AnyHashable?
+    /// Application pings waiting for their pong (``pingForRoundTrip(_:_:)``), oldest first.
+    private var pingWaiters: [PingWaiter] = []
     /// The topics this connection subscribes to, with its group in each (made on first subscribe).
     private(set) var subscriptions: [String: TopicGroup]?
 
@@ -50,6 +57,9 @@ final class ConnectionDriver: WebSocketTransport {
         self.bridge = ApplicationBridge(application: application)
         self.outbound = OutboundFlow(configuration: settings.configuration)
         self.flusher = LoopFlusher.of(eventLoop)
+        let whole = settings.configuration.fragmentSize == nil
+        self.writesSharedFrames = whole && connection.sendsPlainFrames
+        self.sharingKey = whole ? connection.sharedEncodingKey : nil
     }
 
     var configuration: WebSocketConfiguration { settings.configuration }
@@ -134,6 +144,12 @@ final class ConnectionDriver: WebSocketTransport {
         closeWatchdog?.cancel()
         closeWatchdog = nil
         unsubscribeAll()
+        let pings = pingWaiters
+        pingWaiters = []
+        for waiter in pings {
+            waiter.timeout?.cancel()
+            waiter.continuation.resume(throwing: WebSocketError.closed(connection.closeResult))
+        }
         let result = connection.closeResult
         bridge.finish(result, clean: connection.endedCleanly, driver: self)
         outbound.fail(WebSocketError.closed(result))
@@ -156,8 +172,16 @@ final class ConnectionDriver: WebSocketTransport {
             deliver(WebSocketData(isText: true, bytes: bytes))
         case .binary(let bytes):
             deliver(WebSocketData(isText: false, bytes: bytes))
-        case .ping, .pong:
-            break  // answered and matched by the core
+        case .ping:
+            break  // answered by the core
+        case .pong:
+            // Matched by the core to the ping whose payload it carries (and every earlier one).
+            while !pingWaiters.isEmpty, let answered = connection.nextAcknowledgedPing() {
+                guard let index = pingWaiters.firstIndex(where: { $0.payload == answered.payload }) else { continue }
+                let waiter = pingWaiters.remove(at: index)
+                waiter.timeout?.cancel()
+                waiter.continuation.resume(returning: answered.roundTrip)
+            }
         case .close(let frame):
             if settings.logger.logLevel <= .debug { logger.debug("peer closed", metadata: ["close": "\(frame)"]) }
             bridge.endInbound(connection.closeResult, error: nil)
@@ -298,44 +322,59 @@ final class ConnectionDriver: WebSocketTransport {
         return subscriptions?[topic] != nil ? count - 1 : count
     }
 
-    /// A message published to a topic this connection subscribes to: the shared frame's bytes
-    /// as they are when nothing transforms this connection's messages, the core's own encoding
-    /// (permessage-deflate) otherwise. Over the hard limit, the backpressure policy applies.
-    func deliverPublished(_ shared: SharedFrame) {
+    /// A message published to a topic this connection subscribes to, written as:
+    /// - the shared frame's bytes, when nothing transforms this connection's messages;
+    /// - the frame in `encoded` for this connection's ``Connection/sharedEncodingKey``
+    ///   (permessage-deflate without context takeover), compressed by the first such subscriber
+    ///   of this delivery and reused by the others;
+    /// - otherwise its own encoding (permessage-deflate with context takeover compresses per
+    ///   connection).
+    /// Over the hard limit, the backpressure policy applies.
+    func deliverPublished(_ shared: SharedFrame, encoded: inout [AnyHashable: ByteBuffer]) {
         guard connection.state == .open, let sink else { return }
-        if outbound.overHardLimit(adding: shared.frame.readableBytes, sink: sink) {
-            settings.metrics.messageDropped()
-            if case .close(let code) = configuration.backpressurePolicy {
-                logger.info("closing: a slow subscriber's outbound buffer is over its hard limit",
-                            metadata: ["limit": "\(configuration.outboundHardLimit)"])
-                startClose(code: code, reason: "peer reads too slowly")
-            }
-            return
-        }
+        if refusesOverHardLimit(adding: shared.frame.readableBytes, sink: sink) { return }
         settings.metrics.messageSent()
-        guard connection.sendsPlainFrames, configuration.fragmentSize == nil else {
+        let frame: ByteBuffer
+        if writesSharedFrames {
+            frame = shared.frame
+        } else if let key = sharingKey {
+            if let ready = encoded[key] {
+                frame = ready
+            } else {
+                guard let made = try? connection.encodeForSharing(shared.opcode, payload: shared.payload) else { return }
+                encoded[key] = made
+                frame = made
+            }
+        } else {
             try? connection.send(shared.opcode, payload: shared.payload, fragmentSize: configuration.fragmentSize)
             writeOutbound()
             return
         }
         writeOutbound()  // whatever the core queued first (a pong) goes first
-        settings.metrics.sent(bytes: shared.frame.readableBytes)
-        sink.write(shared.frame)
+        settings.metrics.sent(bytes: frame.readableBytes)
+        sink.write(frame)
         if inReadBatch { needsFlush = true } else { scheduleFlush() }
+    }
+
+    /// The backpressure policy for a message of `size` bytes that would take the outbound buffer
+    /// over its hard limit (a send or a published message alike): counted as dropped, and with
+    /// the `.close` policy the closing handshake starts. Returns whether the message is refused.
+    private func refusesOverHardLimit(adding size: Int, sink: any FrameSink) -> Bool {
+        guard outbound.overHardLimit(adding: size, sink: sink) else { return false }
+        settings.metrics.messageDropped()
+        if case .close(let code) = configuration.backpressurePolicy {
+            logger.info("closing: outbound buffer over its hard limit (the peer reads too slowly)",
+                        metadata: ["limit": "\(configuration.outboundHardLimit)"])
+            startClose(code: code, reason: "peer reads too slowly")
+        }
+        return true
     }
 
     // MARK: - WebSocketTransport
 
     func send(_ opcode: Opcode, _ payload: ByteBuffer) -> SendResult {
         guard connection.state == .open, let sink else { return .dropped }
-        if outbound.overHardLimit(adding: payload.readableBytes, sink: sink) {
-            settings.metrics.messageDropped()
-            if case .close(let code) = configuration.backpressurePolicy {
-                logger.info("closing: outbound buffer over its hard limit", metadata: ["limit": "\(configuration.outboundHardLimit)"])
-                startClose(code: code, reason: "peer reads too slowly")
-            }
-            return .dropped
-        }
+        if refusesOverHardLimit(adding: payload.readableBytes, sink: sink) { return .dropped }
         do {
             try connection.send(opcode, payload: payload, fragmentSize: configuration.fragmentSize)
         } catch {
@@ -371,6 +410,24 @@ final class ConnectionDriver: WebSocketTransport {
         writeOutbound()
     }
 
+    /// Sends a ping and resumes `continuation` with the round-trip time when its pong comes, or
+    /// with ``WebSocketError/pingTimeout`` after the pong timeout.
+    func pingForRoundTrip(_ payload: ByteBuffer, _ continuation: UnsafeContinuation<Duration, any Error>) {
+        do {
+            try connection.ping(payload, at: now)
+        } catch {
+            continuation.resume(throwing: error == .notOpen ? WebSocketError.closed(connection.closeSent ?? connection.closeResult)
+                                                          : WebSocketError.invalidSend(error))
+            return
+        }
+        let timeout = eventLoop.assumeIsolated().scheduleTask(in: configuration.pongTimeout) { [self] in
+            guard let index = pingWaiters.firstIndex(where: { $0.payload == payload }) else { return }
+            pingWaiters.remove(at: index).continuation.resume(throwing: WebSocketError.pingTimeout)
+        }
+        pingWaiters.append(PingWaiter(payload: payload, continuation: continuation, timeout: timeout))
+        writeOutbound()
+    }
+
     func close(code: CloseCode, reason: String) throws(WebSocketError) {
         guard connection.state == .open else { return }
         do {
@@ -401,6 +458,13 @@ final class ConnectionDriver: WebSocketTransport {
             closeWatchers.append(body)
         }
     }
+}
+
+/// An application ping waiting for its pong.
+struct PingWaiter {
+    let payload: ByteBuffer
+    let continuation: UnsafeContinuation<Duration, any Error>
+    let timeout: Scheduled<Void>?
 }
 
 /// When a connection holds its reads (inbound backpressure): the application's queue of

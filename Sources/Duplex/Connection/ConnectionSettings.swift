@@ -1,5 +1,8 @@
 import DuplexCore
+import HTTPTypes
 import Logging
+import NIOHTTP1
+import NIOHTTPTypesHTTP1
 import NIOCore
 
 /// What every connection of one endpoint (server) or of one `connect` call (client) shares,
@@ -42,8 +45,38 @@ final class ConnectionSettings: Sendable {
 
 /// What a connection knows about how it was opened.
 struct ConnectionInfo: Sendable {
+    init(connectionID: UInt64, subprotocol: String? = nil, openingRequest: OpeningRequest? = nil, userData: (any Sendable)? = nil) {
+        self.connectionID = connectionID
+        self.subprotocol = subprotocol
+        self.openingRequest = openingRequest
+        self.userData = userData
+    }
+
     var connectionID: UInt64
     var subprotocol: String?
-    var request: WebSocketRequest?
+    /// The request that opened the connection (server side), as read; made into a
+    /// ``RouteRequest`` only when asked for.
+    var openingRequest: OpeningRequest?
+    /// The HTTP request that opened the connection (server side).
+    var request: RouteRequest? { openingRequest?.routeRequest() }
     var userData: (any Sendable)?
+}
+
+/// The request that opened a server connection, kept as NIO decoded it (its header block as
+/// name/value strings) rather than as an `HTTPRequest`, whose fields cost about twice as much
+/// per idle connection; ``routeRequest()`` converts it when the application asks for it.
+struct OpeningRequest: Sendable {
+    var head: HTTPRequestHead
+    var secure: Bool
+    var parameters: [String: String]
+    var route: String
+    var remoteAddress: SocketAddress?
+
+    func routeRequest() -> RouteRequest? {
+        guard let request = try? HTTPRequest(head, secure: secure, splitCookie: false) else { return nil }
+        var routeRequest = RouteRequest(head: request, remoteAddress: remoteAddress)
+        routeRequest.parameters = parameters
+        routeRequest.route = route
+        return routeRequest
+    }
 }

@@ -28,6 +28,10 @@ protocol WebSocketTransport: AnyObject {
     /// Sends a ping (payload at most 125 bytes).
     func ping(_ payload: ByteBuffer) throws(WebSocketError)
 
+    /// Sends a ping whose pong resumes `continuation` with the round-trip time (or fails it
+    /// after the pong timeout, or when the connection ends).
+    func pingForRoundTrip(_ payload: ByteBuffer, _ continuation: UnsafeContinuation<Duration, any Error>)
+
     /// Starts the closing handshake; does nothing if it already started.
     /// - Throws: ``WebSocketError/invalidSend(_:)`` for a code that may not be sent or a reason over 123 bytes.
     func close(code: CloseCode, reason: String) throws(WebSocketError)

@@ -1,35 +1,60 @@
 import DuplexCore
+import HTTPTypes
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOHTTPTypesHTTP1
 
-/// Serves one TCP connection until it becomes a WebSocket: plain HTTP routes, the upgrade
-/// decided by DuplexCore's handshake rules, and a real HTTP answer for every refusal.
-final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
+/// Serves one TCP connection until it becomes a WebSocket: plain HTTP routes (bodies bounded,
+/// handlers run in tasks, answers in request order), the upgrade decided by DuplexCore's
+/// handshake rules, and a real HTTP answer for every refusal.
+///
+/// NIOHTTP1 parses and writes; NIOHTTPTypesHTTP1's conversions turn its heads into
+/// swift-http-types' `HTTPRequest` and `HTTPResponse` (the request's HTTP version, which those
+/// types do not carry, is read from NIO's head: upgrades need 1.1, and it decides keep-alive).
+final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundIn = HTTPServerResponsePart
     typealias OutboundOut = HTTPServerResponsePart
 
     private let server: ServerContext
     private let decoder: ByteToMessageHandler<HTTPRequestDecoder>
     private let encoder: HTTPResponseEncoder
     private let connectionID: UInt64
+    private let secure: Bool
 
     private enum State {
         case idle
+        /// A request's head arrived; its body (if any) is arriving.
         case receiving(HTTPRequestHead)
+        /// A complete upgrade request is being decided (its hook may run). The decoder parses
+        /// nothing after an upgrade request: what follows is the WebSocket's.
         case deciding
+        /// A route's task is answering a complete request; reads wait, and parts of pipelined
+        /// requests already read are queued.
+        case answering
         case closing
     }
 
     private var state = State.idle
+    /// The body of the request being received, once a part of it came.
+    private var body: ByteBuffer?
+    /// Parts of pipelined requests that arrived while one was being answered.
+    private var pending = CircularBuffer<HTTPServerRequestPart>()
+    /// A read the channel asked for while a request was being answered: held back until then.
+    private var readHeld = false
+    private var shuttingDown = false
+    /// The task of the route answering the current request, if one is.
+    private var routeTask: Task<Void, Never>?
     private var timeout: Scheduled<Void>?
 
     init(server: ServerContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder,
-         connectionID: UInt64) {
+         connectionID: UInt64, secure: Bool) {
         self.server = server
         self.decoder = decoder
         self.encoder = encoder
         self.connectionID = connectionID
+        self.secure = secure
     }
 
     /// The connection's logger, with its id (made when something is logged, not per connection).
@@ -40,10 +65,14 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        // The server shuts down: a connection waiting for its (next) request closes now.
-        if event is ServerShutdownEvent, case .idle = state {
-            state = .closing
-            context.close(promise: nil)
+        // The server shuts down: a connection waiting for its (next) request closes now; one
+        // whose request is being answered closes after the answer.
+        if event is ServerShutdownEvent {
+            shuttingDown = true
+            if case .idle = state {
+                state = .closing
+                context.close(promise: nil)
+            }
         }
         context.fireUserInboundEventTriggered(event)
     }
@@ -54,10 +83,16 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timeout?.cancel()
+        routeTask?.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        routeTask?.cancel()
+        context.fireChannelInactive()
     }
 
     /// The handshake timeout: a connection must complete a request (and, for a WebSocket,
-    /// its upgrade) within it, or it is closed.
+    /// its upgrade) within it, or it is closed. A route's handler does not count.
     private func armTimeout(context: ChannelHandlerContext) {
         timeout?.cancel()
         timeout = context.eventLoop.assumeIsolated().scheduleTask(in: server.configuration.handshakeTimeout) { [self] in
@@ -67,52 +102,88 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    func read(context: ChannelHandlerContext) {
+        if case .answering = state {
+            readHeld = true
+        } else {
+            context.read()
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
+        let part = unwrapInboundIn(data)
+        if case .answering = state {
+            pending.append(part)
+        } else {
+            handle(part, context: context)
+        }
+    }
+
+    private func handle(_ part: HTTPServerRequestPart, context: ChannelHandlerContext) {
+        let limit = server.configuration.maxRequestBodyBytes
+        switch part {
         case .head(let head):
             guard case .idle = state else { return }
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > limit {
+                refuseBody(limit: limit, context: context)
+                return
+            }
             state = .receiving(head)
-        case .body:
-            break  // bodies are not used by any route; the decoder bounds nothing here, so GET only
+            body = nil
+            if head.version.major > 1 || head.version.minor >= 1, head.headers.first(name: "expect")?.lowercased() == "100-continue" {
+                context.writeAndFlush(wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .continue))),
+                                      promise: nil)
+            }
+        case .body(var chunk):
+            guard case .receiving = state else { return }
+            guard (body?.readableBytes ?? 0) + chunk.readableBytes <= limit else {
+                refuseBody(limit: limit, context: context)
+                return
+            }
+            if body == nil { body = chunk } else { body!.writeBuffer(&chunk) }
         case .end:
             guard case .receiving(let head) = state else { return }
             state = .deciding
-            respond(to: head, context: context)
+            let received = body ?? ByteBuffer()
+            body = nil
+            respond(to: head, body: received, context: context)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         guard case .closing = state else {
             state = .closing
-            let status: HTTPResponseStatus = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
+            let status: HTTPResponse.Status = (error as? HTTPParserError) == .headerOverflow ? .requestHeaderFieldsTooLarge : .badRequest
             logger.debug("bad HTTP request", metadata: ["error": "\(error)"])
             sendError(status, reason: "malformed HTTP request", context: context)
             return
         }
     }
 
-    private func respond(to head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let headers = HeaderList(head.headers.map { (name: $0.name, value: $0.value) })
-        let request = ServerHandshake.Request(
-            method: head.method.rawValue, uri: head.uri,
-            versionMajor: head.version.major, versionMinor: head.version.minor, headers: headers
-        )
-        let path = request.path
-        let remote = context.channel.remoteAddress
-
-        guard ServerHandshake.isUpgradeRequest(headers) else {
-            serveHTTP(head: head, request: request, context: context)
+    private func respond(to head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
+        let request: HTTPRequest
+        do {
+            request = try HTTPRequest(head, secure: secure, splitCookie: false)
+        } catch {
+            sendError(.badRequest, reason: "malformed HTTP request", context: context)
             return
         }
-        guard let endpoint = server.router.webSockets[path] else {
+        let target = RouteRequest(head: request, body: body, remoteAddress: context.channel.remoteAddress)
+        guard ServerHandshake.isUpgradeRequest(request.headerFields) else {
+            serveHTTP(head: head, request: target, context: context)
+            return
+        }
+        let path = target.path
+        guard let match = server.router.webSocketEndpoint(for: path) else {
             sendError(.notFound, reason: "no WebSocket endpoint at \(path)", context: context)
             return
         }
+        let endpoint = match.value
         let upgrade: ServerHandshake.UpgradeRequest
-        switch ServerHandshake.validate(request, maxHeaderBytes: server.configuration.maxHandshakeHeaderBytes) {
+        switch ServerHandshake.validate(request, httpVersion: (head.version.major, head.version.minor),
+                                        maxHeaderBytes: server.configuration.maxHandshakeHeaderBytes) {
         case .failure(let error):
-            sendError(HTTPResponseStatus(statusCode: error.status), reason: error.description,
-                      extraHeaders: ServerHandshake.rejection(for: error), context: context)
+            sendError(error.status, reason: error.description, headerFields: ServerHandshake.rejection(for: error), context: context)
             return
         case .success(let value):
             upgrade = value
@@ -121,36 +192,48 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
             sendError(.forbidden, reason: "origin not allowed", context: context)
             return
         }
-        let wsRequest = WebSocketRequest(uri: request.uri, path: path, query: request.query, headers: headers, remoteAddress: remote)
+        var wsRequest = target
+        wsRequest.parameters = match.parameters
+        wsRequest.route = match.route
         guard let hook = endpoint.onUpgrade else {
-            accept(upgrade, endpoint: endpoint, request: wsRequest, userData: nil, context: context)
+            accept(upgrade, endpoint: endpoint, request: wsRequest, nioHead: head, userData: nil, headerFields: [:], context: context)
             return
         }
         let loop = context.eventLoop
-        let decision = loop.makeFutureWithTask { await hook(wsRequest) }
+        let decision = loop.makeFutureWithTask { [wsRequest] in await hook(wsRequest) }
         decision.assumeIsolated().whenSuccess { [self] decision in
             guard context.channel.isActive else { return }
             switch decision {
-            case .accept(let userData):
-                accept(upgrade, endpoint: endpoint, request: wsRequest, userData: userData, context: context)
-            case .reject(let status, let reason):
-                sendError(HTTPResponseStatus(statusCode: status), reason: reason, context: context)
+            case .accept(let userData, let headerFields):
+                accept(upgrade, endpoint: endpoint, request: wsRequest, nioHead: head, userData: userData,
+                       headerFields: headerFields, context: context)
+            case .reject(let status, let reason, let headerFields):
+                sendError(status, reason: reason, headerFields: headerFields, context: context)
             }
         }
     }
 
-    private func accept(_ upgrade: ServerHandshake.UpgradeRequest, endpoint: WebSocketEndpoint, request: WebSocketRequest,
-                        userData: (any Sendable)?, context: ChannelHandlerContext) {
+    /// Fields of an upgrade hook's that the 101 response may not carry: the handshake's own and
+    /// framing (a 101 has no body).
+    private static let handshakeOwnedFields: [HTTPField.Name] = [
+        .upgrade, .connection, .secWebSocketAccept, .secWebSocketProtocol, .secWebSocketExtensions,
+        .contentLength, .transferEncoding,
+    ]
+
+    private func accept(_ upgrade: ServerHandshake.UpgradeRequest, endpoint: WebSocketEndpoint, request: RouteRequest,
+                        nioHead: HTTPRequestHead, userData: (any Sendable)?, headerFields: HTTPFields, context: ChannelHandlerContext) {
         let subprotocol = endpoint.selectSubprotocol(from: upgrade.subprotocols)
         let acceptance = ServerHandshake.accept(upgrade, subprotocol: subprotocol, extensions: endpoint.extensions)
-        var headers = HTTPHeaders()
-        for field in acceptance.headers { headers.add(name: field.name, value: field.value) }
-        let head = HTTPResponseHead(version: .http1_1, status: .switchingProtocols, headers: headers)
+        var fields = acceptance.headerFields
+        fields.append(contentsOf: headerFields.filter { !Self.handshakeOwnedFields.contains($0.name) })
+        let head = HTTPResponseHead(HTTPResponse(status: .switchingProtocols, headerFields: fields))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
 
-        let settings = server.endpointSettings[request.path]!
-        let info = ConnectionInfo(connectionID: connectionID, subprotocol: subprotocol, request: request, userData: userData)
+        let settings = server.endpointSettings[request.route]!
+        let opening = OpeningRequest(head: nioHead, secure: secure, parameters: request.parameters, route: request.route,
+                                     remoteAddress: request.remoteAddress)
+        let info = ConnectionInfo(connectionID: connectionID, subprotocol: subprotocol, openingRequest: opening, userData: userData)
         let connection = Connection(role: .server, configuration: settings.coreConfiguration, extensions: acceptance.extensions)
         let loop = context.eventLoop
         let driver = ConnectionDriver(connection: connection, settings: settings, info: info, application: endpoint.application,
@@ -180,58 +263,138 @@ final class HTTPServerHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
-    private func serveHTTP(head: HTTPRequestHead, request: ServerHandshake.Request, context: ChannelHandlerContext) {
-        let path = request.path
-        var response: HTTPResponse
-        if let route = server.router.routes[path], head.method == .GET || head.method == .HEAD {
-            let info = HTTPRequestInfo(method: head.method.rawValue, uri: head.uri, path: path, query: request.query,
-                                       headers: request.headers, remoteAddress: context.channel.remoteAddress)
-            response = route(info)
-        } else if server.router.routes[path] != nil {
-            response = .text("method not allowed\n", status: 405)
-            response.headers.add(name: "Allow", value: "GET, HEAD")
-        } else if server.router.webSockets[path] != nil {
-            response = .text("this is a WebSocket endpoint: send Upgrade: websocket\n", status: 426)
-            for field in ServerHandshake.upgradeRequiredHeaders { response.headers.add(name: field.name, value: field.value) }
-        } else {
-            response = .text("not found\n", status: 404)
-        }
+    private func serveHTTP(head: HTTPRequestHead, request: RouteRequest, context: ChannelHandlerContext) {
         // A request asking for another upgrade (an `Upgrade` header with `Connection: upgrade`, or
         // CONNECT) made the HTTP decoder stop parsing after it: answer, then close, rather than
         // keep a connection that would ignore its next requests.
-        let askedForUpgrade = head.method == .CONNECT
-            || (request.headers.first("Upgrade") != nil && request.headers.containsToken("upgrade", in: "Connection"))
-        let keepAlive = head.isKeepAlive && !askedForUpgrade
-        write(response, includeBody: head.method != .HEAD, keepAlive: keepAlive, context: context)
-        if keepAlive {
-            state = .idle
-            armTimeout(context: context)
+        let keepAlive = head.isKeepAlive && !ServerHandshake.asksToSwitchProtocols(request.head)
+        let includeBody = request.method != .head
+        let path = request.path
+        switch server.router.route(request.method, path: path) {
+        case .found(let handler, let route, let parameters):
+            var request = request
+            request.parameters = parameters
+            request.route = route
+            // The handler runs in a task of its own, off the event loop; the connection reads no
+            // further request meanwhile (pipelined ones wait) and the handshake timer rests.
+            state = .answering
+            timeout?.cancel()
+            timeout = nil
+            // The task is cancelled if the connection closes first.
+            let logger = self.logger
+            let answer = context.eventLoop.makePromise(of: RouteResponse.self)
+            routeTask = Task { [request] in
+                do {
+                    answer.succeed(try await handler(request))
+                } catch {
+                    if Task.isCancelled {
+                        logger.debug("route cancelled: the connection closed", metadata: ["route": "\(route)"])
+                    } else {
+                        logger.error("route failed", metadata: ["route": "\(route)", "error": "\(error)"])
+                    }
+                    answer.succeed(.text("internal server error\n", status: .internalServerError))
+                }
+            }
+            answer.futureResult.assumeIsolated().whenSuccess { [self] response in
+                routeTask = nil
+                guard context.channel.isActive else { return }
+                finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
+            }
+        case .methodNotAllowed(let methods):
+            var response = RouteResponse.text("method not allowed\n", status: .methodNotAllowed)
+            response.headerFields[.allow] = methods.map(\.rawValue).joined(separator: ", ")
+            finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
+        case .notFound where server.router.webSocketEndpoint(for: path) != nil:
+            var response = RouteResponse.text("this is a WebSocket endpoint: send Upgrade: websocket\n", status: .upgradeRequired)
+            response.headerFields.append(contentsOf: ServerHandshake.upgradeRequiredHeaders)
+            finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
+        case .notFound:
+            finish(.text("not found\n", status: .notFound), includeBody: includeBody, keepAlive: keepAlive, context: context)
         }
     }
 
+    /// Writes a route's answer; then the connection closes, or serves its next request.
+    private func finish(_ response: RouteResponse, includeBody: Bool, keepAlive: Bool, context: ChannelHandlerContext) {
+        let keepAlive = keepAlive && !shuttingDown
+        write(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
+        guard keepAlive else {
+            state = .closing
+            return
+        }
+        state = .idle
+        armTimeout(context: context)
+        // Pipelined requests that came meanwhile, in order, until one is being answered again;
+        // then the reads held back.
+        while acceptsParts, let part = pending.popFirst() {
+            handle(part, context: context)
+        }
+        if case .answering = state { return }
+        releaseHeldRead(context: context)
+    }
+
+    /// Whether the next request part can be handled now (not while a request is being answered).
+    private var acceptsParts: Bool {
+        switch state {
+        case .idle, .receiving: true
+        case .deciding, .answering, .closing: false
+        }
+    }
+
+    /// Passes on the read held back while a route answered.
+    private func releaseHeldRead(context: ChannelHandlerContext) {
+        guard readHeld else { return }
+        readHeld = false
+        context.read()
+    }
+
+    /// A body over ``WebSocketServer/Configuration/maxRequestBodyBytes``: 413, then the connection
+    /// closes. The answer goes out first with the sending side shut (the client may still be
+    /// sending the body; closing with its bytes unread would reset the connection and could
+    /// destroy the answer), and the connection closes when the client does, or after a second.
+    private func refuseBody(limit: Int, context: ChannelHandlerContext) {
+        logger.debug("request body too large", metadata: ["limit": "\(limit)"])
+        state = .closing
+        body = nil
+        pending.removeAll()
+        let response = RouteResponse.text("request body over \(limit) bytes\n", status: .contentTooLarge)
+        let written = writeResponse(response, includeBody: true, keepAlive: false, context: context)
+        written.assumeIsolated().whenComplete { _ in
+            let halfClosed = context.eventLoop.makePromise(of: Void.self)
+            context.close(mode: .output, promise: halfClosed)
+            halfClosed.futureResult.assumeIsolated().whenFailure { _ in context.close(promise: nil) }
+            context.eventLoop.assumeIsolated().scheduleTask(in: .seconds(1)) { context.close(promise: nil) }
+        }
+        releaseHeldRead(context: context)
+    }
+
     /// Answers with a status and a one-line reason, then closes the connection.
-    private func sendError(_ status: HTTPResponseStatus, reason: String, extraHeaders: HeaderList = HeaderList(),
+    private func sendError(_ status: HTTPResponse.Status, reason: String, headerFields: HTTPFields = [:],
                            context: ChannelHandlerContext) {
         logger.debug("refused request", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
-        var response = HTTPResponse.text(reason + "\n", status: Int(status.code))
-        for field in extraHeaders { response.headers.add(name: field.name, value: field.value) }
+        var response = RouteResponse.text(reason + "\n", status: status)
+        response.headerFields.append(contentsOf: headerFields)
         state = .closing
         write(response, includeBody: true, keepAlive: false, context: context)
     }
 
-    private func write(_ response: HTTPResponse, includeBody: Bool, keepAlive: Bool, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders()
-        for field in response.headers { headers.add(name: field.name, value: field.value) }
-        headers.replaceOrAdd(name: "Content-Length", value: "\(response.body.readableBytes)")
-        headers.replaceOrAdd(name: "Connection", value: keepAlive ? "keep-alive" : "close")
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: response.status), headers: headers)
+    private func write(_ response: RouteResponse, includeBody: Bool, keepAlive: Bool, context: ChannelHandlerContext) {
+        let done = writeResponse(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
+        if !keepAlive {
+            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    /// Writes and flushes a response with its `Content-Length` and `Connection` fields.
+    private func writeResponse(_ response: RouteResponse, includeBody: Bool, keepAlive: Bool,
+                               context: ChannelHandlerContext) -> EventLoopFuture<Void> {
+        var fields = response.headerFields
+        fields[.contentLength] = "\(response.body.readableBytes)"
+        fields[.connection] = keepAlive ? "keep-alive" : "close"
+        let head = HTTPResponseHead(HTTPResponse(status: response.status, headerFields: fields))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         if includeBody && response.body.readableBytes > 0 {
             context.write(wrapOutboundOut(.body(.byteBuffer(response.body))), promise: nil)
         }
-        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive {
-            done.assumeIsolated().whenComplete { _ in context.close(promise: nil) }
-        }
+        return context.writeAndFlush(wrapOutboundOut(.end(nil)))
     }
 }

@@ -11,7 +11,7 @@ import ServiceLifecycle
 /// same port, optional TLS, graceful shutdown.
 ///
 /// ```swift
-/// var router = Router()
+/// var router = WebSocketRouter()
 /// router.webSocket("/echo", WebSocketEndpoint { ws in
 ///     for try await message in ws.messages { try await ws.send(message) }
 /// })
@@ -23,6 +23,8 @@ import ServiceLifecycle
 /// shutdown stops accepting connections, sends 1001 to every WebSocket, waits up to
 /// ``Configuration/shutdownGracePeriod`` and then closes what is left.
 public final class WebSocketServer: Service, Sendable {
+    /// Settings of a server: address, TLS, the settings of its WebSocket connections, and the
+    /// bounds of the HTTP requests it reads.
     public struct Configuration: Sendable {
         /// Address to listen on. Default: 127.0.0.1.
         public var host: String
@@ -37,6 +39,10 @@ public final class WebSocketServer: Service, Sendable {
         public var handshakeTimeout: TimeAmount
         /// Largest request header block of an upgrade request. Default: 16 KiB (431 over it).
         public var maxHandshakeHeaderBytes: Int
+        /// Largest body of a plain HTTP request that a route gets in ``RouteRequest/body``.
+        /// Default: 1 MiB. A request over it (by its `Content-Length`, or as its body arrives) is
+        /// answered 413 and the connection closes after the answer.
+        public var maxRequestBodyBytes: Int
         /// How long a graceful shutdown waits for connections to close after sending 1001. Default: 10 s.
         public var shutdownGracePeriod: TimeAmount
         /// Listen backlog. Default: 4096 (the kernel caps it at `net.core.somaxconn`).
@@ -53,6 +59,7 @@ public final class WebSocketServer: Service, Sendable {
         /// Default: true.
         public var runsHandlersOnEventLoops: Bool
 
+        /// A configuration; every setting has a default (see each property).
         public init(
             host: String = "127.0.0.1",
             port: Int = 8080,
@@ -60,6 +67,7 @@ public final class WebSocketServer: Service, Sendable {
             webSocket: WebSocketConfiguration = WebSocketConfiguration(),
             handshakeTimeout: TimeAmount = .seconds(10),
             maxHandshakeHeaderBytes: Int = ServerHandshake.defaultMaxHeaderBytes,
+            maxRequestBodyBytes: Int = 1 << 20,
             shutdownGracePeriod: TimeAmount = .seconds(10),
             backlog: Int32 = 4096,
             acceptsPerWakeup: UInt = 256,
@@ -72,6 +80,7 @@ public final class WebSocketServer: Service, Sendable {
             self.webSocket = webSocket
             self.handshakeTimeout = handshakeTimeout
             self.maxHandshakeHeaderBytes = maxHandshakeHeaderBytes
+            self.maxRequestBodyBytes = maxRequestBodyBytes
             self.shutdownGracePeriod = shutdownGracePeriod
             self.backlog = backlog
             self.acceptsPerWakeup = acceptsPerWakeup
@@ -93,12 +102,16 @@ public final class WebSocketServer: Service, Sendable {
         case stopped
     }
 
+    /// A server that has not started yet (see ``start()`` and ``run()``).
     /// - Parameters:
+    ///   - router: the WebSocket endpoints and HTTP routes; a `GET /healthz` route answering
+    ///     `ok` is added unless the router has one.
     ///   - group: the event loops; by default NIO's shared group with one loop per core.
-    public init(configuration: Configuration, router: Router, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+    public init(configuration: Configuration, router: WebSocketRouter,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "duplex.server")) {
         var router = router
-        if router.routes["/healthz"] == nil {
+        if !router.hasRoute(.get, at: "/healthz") {
             router.get("/healthz") { _ in .text("ok\n") }
         }
         self.configuration = configuration
@@ -152,7 +165,7 @@ public final class WebSocketServer: Service, Sendable {
                     try sync.addHandler(decoder)
                     try sync.addHandler(encoder)
                     try sync.addHandler(HTTPServerHandler(server: context, decoder: decoder, encoder: encoder,
-                                                          connectionID: context.nextConnectionID()))
+                                                          connectionID: context.nextConnectionID(), secure: sslContext != nil))
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
@@ -216,12 +229,12 @@ public final class WebSocketServer: Service, Sendable {
 /// endpoint, the handler scope, and the registry of open connections (for graceful shutdown).
 final class ServerContext: Sendable {
     let configuration: WebSocketServer.Configuration
-    let router: Router
+    let router: WebSocketRouter
     let logger: Logger
     let metrics = WebSocketMetrics(role: .server)
     let scope = HandlerScope()
     let topics = TopicRegistry()
-    /// The settings of each WebSocket endpoint, by path, made once.
+    /// The settings of each WebSocket endpoint, by its path as registered, made once.
     let endpointSettings: [String: ConnectionSettings]
     private let liveWebSockets: LiveConnectionCounter
     private let connectionIDs = ManagedAtomicCounter()
@@ -229,14 +242,14 @@ final class ServerContext: Sendable {
     private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let executors = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
 
-    init(configuration: WebSocketServer.Configuration, router: Router, logger: Logger) {
+    init(configuration: WebSocketServer.Configuration, router: WebSocketRouter, logger: Logger) {
         self.configuration = configuration
         self.router = router
         self.logger = logger
         let live = LiveConnectionCounter()
         self.liveWebSockets = live
         var settings: [String: ConnectionSettings] = [:]
-        for (path, endpoint) in router.webSockets {
+        for (path, endpoint) in router.webSockets.all {
             var endpointLogger = logger
             endpointLogger[metadataKey: "path"] = "\(path)"
             settings[path] = ConnectionSettings(

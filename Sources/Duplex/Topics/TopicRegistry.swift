@@ -137,9 +137,12 @@ final class TopicGroup {
         self.eventLoop = eventLoop
     }
 
+    /// Writes `frame` to every member but the sender. Subscribers that share an encoding
+    /// (permessage-deflate without context takeover, same settings) share one encoded frame.
     func deliver(_ frame: SharedFrame, skipping sender: ObjectIdentifier?) {
+        var encoded: [AnyHashable: ByteBuffer] = [:]
         for (id, driver) in members where id != sender {
-            driver.deliverPublished(frame)
+            driver.deliverPublished(frame, encoded: &encoded)
         }
     }
 }

@@ -33,10 +33,19 @@ public protocol WebSocketExtension: AnyObject {
 
     /// Releases resources (zlib streams) when the connection ends. Called once.
     func shutdown()
+
+    /// Names how this extension encodes a message when the encoding depends on that message
+    /// only (not on earlier ones): two connections whose extensions have equal keys encode a
+    /// message to the same bytes, so a server can encode it once for all of them (topic
+    /// fan-out). nil when the encoding carries state from message to message. Default: nil.
+    var sharedEncodingKey: AnyHashable? { get }
 }
 
 extension WebSocketExtension {
     public func shutdown() {}
+
+    /// By default an extension's encoding may depend on earlier messages: no sharing.
+    public var sharedEncodingKey: AnyHashable? { nil }
 }
 
 /// Why an extension could not transform a message.

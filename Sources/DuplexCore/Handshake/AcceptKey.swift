@@ -26,12 +26,13 @@ public enum AcceptKey {
 }
 
 /// Standard base64 (RFC 4648 §4) with padding, for the handshake's short values
-/// (keys, accept values, Basic credentials).
-public enum Base64 {
+/// (keys, accept values, Basic credentials). Internal: the network layer asks for what it needs
+/// (``ClientHandshake/basicAuthorization(user:password:)``).
+enum Base64 {
     static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Encodes bytes, with `=` padding.
-    public static func encode(_ bytes: [UInt8]) -> String {
+    static func encode(_ bytes: [UInt8]) -> String {
         var out: [UInt8] = []
         out.reserveCapacity((bytes.count + 2) / 3 * 4)
         var i = 0
@@ -47,7 +48,7 @@ public enum Base64 {
     }
 
     /// Decodes padded base64; nil for anything malformed (wrong length, bad characters, bad padding).
-    public static func decode(_ string: String) -> [UInt8]? {
+    static func decode(_ string: String) -> [UInt8]? {
         let chars = Array(string.utf8)
         guard chars.count % 4 == 0 else { return nil }
         var out: [UInt8] = []

@@ -1,74 +1,93 @@
+import HTTPTypes
+
 /// The client's side of the opening handshake (RFC 6455 §4.1): make the request, check the answer.
 public struct ClientHandshake: Sendable {
     /// The fresh random `Sec-WebSocket-Key` of this handshake.
     public let key: String
+    /// The subprotocols offered, most preferred first.
     public let subprotocols: [String]
+    /// The extensions offered, in order of preference.
     public let extensions: [any ClientExtensionNegotiator]
-    /// The request's header fields, in order.
-    public let requestHeaders: HeaderList
+    /// The upgrade request: GET of `path`, the `Host` value as its authority (HTTP/1.1 bridges
+    /// send it as the `Host` field, first), and the other header fields in order.
+    public let request: HTTPRequest
 
     /// - Parameters:
     ///   - host: the `Host` value: the host, with `:port` when not the scheme's default.
+    ///   - path: the request target: the path and query, e.g. `/chat?room=1`.
     ///   - subprotocols: subprotocols to offer, most preferred first.
     ///   - extensions: extensions to offer.
     ///   - origin: an `Origin` header, for servers that check it.
-    ///   - extraHeaders: more fields (authorization, cookies). They may not replace the handshake's own.
+    ///   - extraHeaders: more fields (authorization, cookies). They may not replace the handshake's
+    ///     own (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key`, `-Version`, `-Extensions`, and
+    ///     `-Protocol` when `subprotocols` is not empty).
     ///   - key: the key; a fresh random one by default (tests pass a fixed one).
     public init(
         host: String,
+        path: String = "/",
         subprotocols: [String] = [],
         extensions: [any ClientExtensionNegotiator] = [],
         origin: String? = nil,
-        extraHeaders: HeaderList = HeaderList(),
+        extraHeaders: HTTPFields = [:],
         key: String = AcceptKey.randomKey()
     ) {
         self.key = key
         self.subprotocols = subprotocols
         self.extensions = extensions
-        var headers: HeaderList = [
-            "Host": host,
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Key": key,
-            "Sec-WebSocket-Version": "13",
+        var headers: HTTPFields = [
+            .upgrade: "websocket",
+            .connection: "Upgrade",
+            .secWebSocketKey: key,
+            .secWebSocketVersion: "13",
         ]
-        if !subprotocols.isEmpty { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocols.joined(separator: ", ")) }
-        let offers = extensions.flatMap { $0.offers() }
-        if !offers.isEmpty { headers.add(name: "Sec-WebSocket-Extensions", value: ExtensionOffer.serialize(offers)) }
-        if let origin { headers.add(name: "Origin", value: origin) }
-        let reserved = ["host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version",
-                        "sec-websocket-extensions"]
-        for field in extraHeaders where !reserved.contains(field.name.lowercased()) {
-            if field.name.caseInsensitiveEquals("Sec-WebSocket-Protocol") && !subprotocols.isEmpty { continue }
-            headers.add(name: field.name, value: field.value)
+        if !subprotocols.isEmpty {
+            headers.append(HTTPField(name: .secWebSocketProtocol, value: subprotocols.joined(separator: ", ")))
         }
-        self.requestHeaders = headers
+        let offers = extensions.flatMap { $0.offers() }
+        if !offers.isEmpty { headers.append(HTTPField(name: .secWebSocketExtensions, value: ExtensionOffer.serialize(offers))) }
+        if let origin { headers.append(HTTPField(name: .origin, value: origin)) }
+        let reserved: [HTTPField.Name] = [.hostField, .upgrade, .connection, .secWebSocketKey, .secWebSocketVersion,
+                                          .secWebSocketExtensions]
+        for field in extraHeaders where !reserved.contains(field.name) {
+            if field.name == .secWebSocketProtocol && !subprotocols.isEmpty { continue }
+            headers.append(field)
+        }
+        self.request = HTTPRequest(method: .get, scheme: nil, authority: host, path: path, headerFields: headers)
+    }
+
+    /// The value of an `Authorization` (or `Proxy-Authorization`) field with HTTP Basic
+    /// credentials (RFC 7617): `Basic ` and base64 of `user:password`.
+    public static func basicAuthorization(user: String, password: String) -> String {
+        "Basic " + Base64.encode(Array((user + ":" + password).utf8))
     }
 
     /// What a successful handshake agreed on.
     public struct Result {
+        /// The subprotocol the server chose, if any.
         public var subprotocol: String?
+        /// The extensions the server accepted, in the order of its response.
         public var extensions: [any WebSocketExtension]
     }
 
     /// Checks the server's response (RFC 6455 §4.1, steps 1-6 of the client's checks).
-    public func validate(status: Int, headers: HeaderList) throws(HandshakeError) -> Result {
-        guard status == 101 else { throw HandshakeError.unexpectedStatus(status, headers) }
-        guard headers.containsToken("websocket", in: "Upgrade") else { throw HandshakeError.responseMissingUpgrade }
-        guard headers.containsToken("upgrade", in: "Connection") else { throw HandshakeError.responseMissingConnectionUpgrade }
+    public func validate(_ response: HTTPResponse) throws(HandshakeError) -> Result {
+        let headers = response.headerFields
+        guard response.status == .switchingProtocols else { throw HandshakeError.unexpectedStatus(response.status, headers) }
+        guard headers.containsToken("websocket", in: .upgrade) else { throw HandshakeError.responseMissingUpgrade }
+        guard headers.containsToken("upgrade", in: .connection) else { throw HandshakeError.responseMissingConnectionUpgrade }
         let expected = AcceptKey.accept(forKey: key)
-        let accepts = headers.values("Sec-WebSocket-Accept")
+        let accepts = headers[values: .secWebSocketAccept]
         guard accepts.count == 1, accepts[0].trimmingHTTPWhitespace() == expected else {
             throw HandshakeError.invalidAccept(expected: expected, received: accepts.first)
         }
         var subprotocol: String? = nil
-        let chosen = headers.elements("Sec-WebSocket-Protocol")
+        let chosen = headers.elements(.secWebSocketProtocol)
         if chosen.count > 1 { throw HandshakeError.unofferedSubprotocol(chosen.joined(separator: ", ")) }
         if let only = chosen.first {
             guard subprotocols.contains(only) else { throw HandshakeError.unofferedSubprotocol(only) }
             subprotocol = only
         }
-        let responses = try ExtensionOffer.parse(headers.values("Sec-WebSocket-Extensions"))
+        let responses = try ExtensionOffer.parse(headers[values: .secWebSocketExtensions])
         var made: [any WebSocketExtension] = []
         var seen: Set<String> = []
         var usedBits: ReservedBits = []

@@ -1,3 +1,5 @@
+import HTTPTypes
+
 /// Why an opening handshake failed, on either side.
 public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
     // Server side: a request that is not a valid upgrade.
@@ -14,8 +16,8 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
     case malformedSubprotocols
 
     // Client side: a response that does not complete the handshake.
-    /// The server did not answer 101; its status and headers are attached.
-    case unexpectedStatus(Int, HeaderList)
+    /// The server did not answer 101; its status and header fields are attached.
+    case unexpectedStatus(HTTPResponse.Status, HTTPFields)
     case responseMissingUpgrade
     case responseMissingConnectionUpgrade
     case invalidAccept(expected: String, received: String?)
@@ -23,13 +25,14 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
     case unofferedExtension(String)
     case extensionRejected(name: String, reason: String)
 
-    /// The HTTP status a server answers with for this error.
-    public var status: Int {
+    /// The HTTP status a server answers with for this error: 405 for a method other than GET,
+    /// 426 for an unsupported `Sec-WebSocket-Version`, 431 for oversized headers, 400 otherwise.
+    public var status: HTTPResponse.Status {
         switch self {
-        case .methodNotGet: 405
-        case .unsupportedVersion: 426
-        case .headersTooLarge: 431
-        default: 400
+        case .methodNotGet: .methodNotAllowed
+        case .unsupportedVersion: .upgradeRequired
+        case .headersTooLarge: .requestHeaderFieldsTooLarge
+        default: .badRequest
         }
     }
 
@@ -46,7 +49,7 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
         case .headersTooLarge(let size, let limit): "request headers of \(size) bytes exceed the limit of \(limit)"
         case .malformedExtensions(let v): "malformed Sec-WebSocket-Extensions: \(v)"
         case .malformedSubprotocols: "malformed Sec-WebSocket-Protocol"
-        case .unexpectedStatus(let status, _): "server answered \(status) instead of 101 Switching Protocols"
+        case .unexpectedStatus(let status, _): "server answered \(status.code) instead of 101 Switching Protocols"
         case .responseMissingUpgrade: "response lacks Upgrade: websocket"
         case .responseMissingConnectionUpgrade: "response lacks Connection: Upgrade"
         case .invalidAccept(let expected, let received):

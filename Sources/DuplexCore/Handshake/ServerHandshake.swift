@@ -1,79 +1,87 @@
-/// The server's side of the opening handshake (RFC 6455 §4.2), as pure functions.
+import HTTPTypes
+
+/// The server's side of the opening handshake (RFC 6455 §4.2), as pure functions on
+/// swift-http-types' `HTTPRequest`.
+///
+/// An HTTP/1.1 request's `Host` field is the request's `authority` (as NIO's and every other
+/// HTTPTypes bridge put it); a second `Host` field stays in `headerFields`.
 public enum ServerHandshake {
-    /// An HTTP request as the handshake sees it.
-    public struct Request: Sendable, Hashable {
-        public var method: String
-        /// The request target, e.g. `/chat?room=1`.
-        public var uri: String
-        public var versionMajor: Int
-        public var versionMinor: Int
-        public var headers: HeaderList
-
-        public init(method: String, uri: String, versionMajor: Int = 1, versionMinor: Int = 1, headers: HeaderList) {
-            self.method = method
-            self.uri = uri
-            self.versionMajor = versionMajor
-            self.versionMinor = versionMinor
-            self.headers = headers
-        }
-
-        /// The path part of ``uri``.
-        public var path: String { String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]) }
-        /// The query part of ``uri`` (after `?`), if any.
-        public var query: String? {
-            let parts = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
-            return parts.count > 1 ? String(parts[1]) : nil
-        }
-    }
-
-    /// A request that passed ``validate(_:maxHeaderBytes:)``.
+    /// A request that passed ``validate(_:httpVersion:maxHeaderBytes:)``.
     public struct UpgradeRequest: Sendable, Hashable {
-        public var request: Request
+        /// The request as received.
+        public var request: HTTPRequest
+        /// The `Sec-WebSocket-Key`, trimmed.
         public var key: String
         /// The subprotocols the client offers, in its order of preference.
         public var subprotocols: [String]
         /// The extension offers, in the client's order.
         public var extensionOffers: [ExtensionOffer]
-        public var origin: String? { request.headers.first("Origin") }
-        public var host: String { request.headers.first("Host") ?? "" }
+        /// The first `Origin` field, if any.
+        public var origin: String? { request.headerFields[values: .origin].first }
+        /// The `Host` value (the request's authority).
+        public var host: String { request.authority ?? "" }
     }
 
     /// Whether a request asks for a WebSocket upgrade at all (an `Upgrade: websocket` token);
     /// other requests are plain HTTP.
-    public static func isUpgradeRequest(_ headers: HeaderList) -> Bool {
-        headers.containsToken("websocket", in: "Upgrade")
+    public static func isUpgradeRequest(_ headerFields: HTTPFields) -> Bool {
+        headerFields.containsToken("websocket", in: .upgrade)
+    }
+
+    /// Whether a request asks to switch to some protocol, WebSocket or another: an `Upgrade`
+    /// field with a `Connection: upgrade` token, or CONNECT. After such a request an HTTP/1.1
+    /// connection cannot be read as HTTP any more unless the switch happens (RFC 9110 §7.8).
+    public static func asksToSwitchProtocols(_ request: HTTPRequest) -> Bool {
+        request.method == .connect
+            || (request.headerFields[.upgrade] != nil && request.headerFields.containsToken("upgrade", in: .connection))
     }
 
     /// Default limit of the request's header bytes: 16 KiB.
     public static let defaultMaxHeaderBytes = 16 * 1024
 
+    /// Bytes the request's header block takes on the wire, `name: value\r\n` per field, the
+    /// `Host` field (the request's authority) included: what `maxHeaderBytes` bounds.
+    public static func headerBytes(_ request: HTTPRequest) -> Int {
+        let host = request.authority.map { "Host".utf8.count + $0.utf8.count + 4 } ?? 0
+        return host + request.headerFields.wireSize
+    }
+
     /// Checks a request against RFC 6455 §4.2.1.
+    /// - Parameters:
+    ///   - httpVersion: the request's HTTP version (HTTPTypes' requests carry none); an upgrade
+    ///     needs HTTP/1.1 or later.
+    ///   - maxHeaderBytes: the largest ``headerBytes(_:)`` accepted (431 over it).
     /// - Returns: the upgrade request, or the error whose ``HandshakeError/status`` to answer with
-    ///   (see ``rejection(for:)`` for the response headers).
-    public static func validate(_ request: Request, maxHeaderBytes: Int = defaultMaxHeaderBytes) -> Result<UpgradeRequest, HandshakeError> {
-        let headers = request.headers
-        let size = headers.wireSize
+    ///   (see ``rejection(for:)`` for the response's header fields).
+    public static func validate(
+        _ request: HTTPRequest,
+        httpVersion: (major: Int, minor: Int) = (1, 1),
+        maxHeaderBytes: Int = defaultMaxHeaderBytes
+    ) -> Result<UpgradeRequest, HandshakeError> {
+        let headers = request.headerFields
+        let size = headerBytes(request)
         if size > maxHeaderBytes { return .failure(.headersTooLarge(size: size, limit: maxHeaderBytes)) }
-        guard request.method == "GET" else { return .failure(.methodNotGet(request.method)) }
-        guard request.versionMajor > 1 || (request.versionMajor == 1 && request.versionMinor >= 1) else {
-            return .failure(.httpVersionTooOld("HTTP/\(request.versionMajor).\(request.versionMinor)"))
+        guard request.method == .get else { return .failure(.methodNotGet(request.method.rawValue)) }
+        guard httpVersion.major > 1 || (httpVersion.major == 1 && httpVersion.minor >= 1) else {
+            return .failure(.httpVersionTooOld("HTTP/\(httpVersion.major).\(httpVersion.minor)"))
         }
-        let hosts = headers.values("Host")
-        guard hosts.count == 1, !hosts[0].isEmpty else { return .failure(.missingHost) }
-        guard headers.containsToken("websocket", in: "Upgrade") else { return .failure(.missingUpgrade) }
-        guard headers.containsToken("upgrade", in: "Connection") else { return .failure(.missingConnectionUpgrade) }
-        let keys = headers.values("Sec-WebSocket-Key")
+        guard let host = request.authority, !host.isEmpty, headers[values: .hostField].isEmpty else {
+            return .failure(.missingHost)
+        }
+        guard headers.containsToken("websocket", in: .upgrade) else { return .failure(.missingUpgrade) }
+        guard headers.containsToken("upgrade", in: .connection) else { return .failure(.missingConnectionUpgrade) }
+        let keys = headers[values: .secWebSocketKey]
         guard keys.count == 1 else { return .failure(.invalidKey) }
         let key = keys[0].trimmingHTTPWhitespace()
         guard AcceptKey.isValidKey(key) else { return .failure(.invalidKey) }
-        let versions = headers.elements("Sec-WebSocket-Version")
+        let versions = headers.elements(.secWebSocketVersion)
         guard !versions.isEmpty else { return .failure(.missingVersion) }
         guard versions == [protocolVersion] else { return .failure(.unsupportedVersion(versions.joined(separator: ", "))) }
-        let subprotocols = headers.elements("Sec-WebSocket-Protocol")
+        let subprotocols = headers.elements(.secWebSocketProtocol)
         guard subprotocols.allSatisfy(HTTPToken.isToken) else { return .failure(.malformedSubprotocols) }
         let offers: [ExtensionOffer]
         do {
-            offers = try ExtensionOffer.parse(headers.values("Sec-WebSocket-Extensions"))
+            offers = try ExtensionOffer.parse(headers[values: .secWebSocketExtensions])
         } catch {
             return .failure(error)
         }
@@ -83,13 +91,13 @@ public enum ServerHandshake {
     /// The one WebSocket protocol version this server speaks (RFC 6455 §4.1).
     static let protocolVersion = "13"
 
-    /// Extra headers for the error response: `Sec-WebSocket-Version: 13` with a 426 (RFC 6455 §4.4),
-    /// `Allow: GET` with a 405.
-    public static func rejection(for error: HandshakeError) -> HeaderList {
+    /// Extra header fields for the error response: `Sec-WebSocket-Version: 13` with a 426 (RFC 6455
+    /// §4.4) or a 400 for a missing version, `Allow: GET` with a 405.
+    public static func rejection(for error: HandshakeError) -> HTTPFields {
         switch error {
-        case .unsupportedVersion, .missingVersion: ["Sec-WebSocket-Version": protocolVersion]
-        case .methodNotGet: ["Allow": "GET"]
-        default: HeaderList()
+        case .unsupportedVersion, .missingVersion: [.secWebSocketVersion: protocolVersion]
+        case .methodNotGet: [.allow: "GET"]
+        default: [:]
         }
     }
 
@@ -97,15 +105,18 @@ public enum ServerHandshake {
     /// `Upgrade: websocket`, see ``isUpgradeRequest(_:)``) at a WebSocket endpoint:
     /// `Upgrade: websocket` (RFC 7231 §6.5.15: a 426 names the protocol to upgrade to) and
     /// `Sec-WebSocket-Version: 13`, the version ``rejection(for:)`` also names (RFC 6455 §4.4).
-    public static let upgradeRequiredHeaders: HeaderList = [
-        "Upgrade": "websocket",
-        "Sec-WebSocket-Version": protocolVersion,
+    public static let upgradeRequiredHeaders: HTTPFields = [
+        .upgrade: "websocket",
+        .secWebSocketVersion: protocolVersion,
     ]
 
-    /// The outcome of accepting an upgrade: the 101 response's headers and the extensions to run.
+    /// The outcome of accepting an upgrade: the 101 response's header fields and the extensions to run.
     public struct Acceptance {
-        public var headers: HeaderList
+        /// The header fields of the 101 (Switching Protocols) response.
+        public var headerFields: HTTPFields
+        /// The subprotocol chosen, if any.
         public var subprotocol: String?
+        /// The negotiated extensions, in the order they apply to outgoing messages.
         public var extensions: [any WebSocketExtension]
     }
 
@@ -123,12 +134,12 @@ public enum ServerHandshake {
         if let subprotocol {
             precondition(upgrade.subprotocols.contains(subprotocol), "subprotocol '\(subprotocol)' was not offered")
         }
-        var headers: HeaderList = [
-            "Upgrade": "websocket",
-            "Connection": "Upgrade",
-            "Sec-WebSocket-Accept": AcceptKey.accept(forKey: upgrade.key),
+        var headers: HTTPFields = [
+            .upgrade: "websocket",
+            .connection: "Upgrade",
+            .secWebSocketAccept: AcceptKey.accept(forKey: upgrade.key),
         ]
-        if let subprotocol { headers.add(name: "Sec-WebSocket-Protocol", value: subprotocol) }
+        if let subprotocol { headers.append(HTTPField(name: .secWebSocketProtocol, value: subprotocol)) }
         var accepted: [ExtensionOffer] = []
         var extensions: [any WebSocketExtension] = []
         var usedBits: ReservedBits = []
@@ -140,8 +151,8 @@ public enum ServerHandshake {
             usedBits.formUnion(negotiator.reservedBits)
         }
         if !accepted.isEmpty {
-            headers.add(name: "Sec-WebSocket-Extensions", value: ExtensionOffer.serialize(accepted))
+            headers.append(HTTPField(name: .secWebSocketExtensions, value: ExtensionOffer.serialize(accepted)))
         }
-        return Acceptance(headers: headers, subprotocol: subprotocol, extensions: extensions)
+        return Acceptance(headerFields: headers, subprotocol: subprotocol, extensions: extensions)
     }
 }

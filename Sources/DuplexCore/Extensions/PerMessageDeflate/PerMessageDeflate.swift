@@ -144,4 +144,20 @@ public final class PerMessageDeflate: WebSocketExtension {
         compressor = nil
         decompressor = nil
     }
+
+    /// Without context takeover on this side each message is compressed by a fresh stream, so
+    /// the bytes depend on the message and these settings only: connections with the same key
+    /// can share one compressed frame.
+    public var sharedEncodingKey: AnyHashable? {
+        guard localNoContextTakeover else { return nil }
+        return SharingKey(windowBits: localWindowBits, compressionLevel: configuration.compressionLevel,
+                          memoryLevel: configuration.memoryLevel, minimumMessageSize: configuration.minimumMessageSize)
+    }
+
+    private struct SharingKey: Hashable {
+        var windowBits: Int
+        var compressionLevel: Int32
+        var memoryLevel: Int32
+        var minimumMessageSize: Int
+    }
 }

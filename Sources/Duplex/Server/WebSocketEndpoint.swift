@@ -1,66 +1,27 @@
 import DuplexCore
+import HTTPTypes
 import NIOCore
 
-/// Paths of a server: WebSocket endpoints and plain HTTP routes on the same port.
-public struct Router: Sendable {
-    var webSockets: [String: WebSocketEndpoint] = [:]
-    var routes: [String: HTTPRoute] = [:]
-
-    public init() {}
-
-    /// Serves WebSocket connections at `path` (exact match, without the query).
-    public mutating func webSocket(_ path: String, _ endpoint: WebSocketEndpoint) {
-        webSockets[path] = endpoint
-    }
-
-    /// Serves plain HTTP GET (and HEAD) requests at `path`.
-    public mutating func get(_ path: String, _ handler: @escaping HTTPRoute) {
-        routes[path] = handler
-    }
-}
-
-/// A plain HTTP handler: request in, response out. Runs on the event loop; keep it quick.
-public typealias HTTPRoute = @Sendable (HTTPRequestInfo) -> HTTPResponse
-
-/// A plain HTTP request as routes see it.
-public struct HTTPRequestInfo: Sendable {
-    public var method: String
-    public var uri: String
-    public var path: String
-    public var query: String?
-    public var headers: HeaderList
-    public var remoteAddress: SocketAddress?
-}
-
-/// A plain HTTP response.
-public struct HTTPResponse: Sendable {
-    public var status: Int
-    public var headers: HeaderList
-    public var body: ByteBuffer
-
-    public init(status: Int, headers: HeaderList = HeaderList(), body: ByteBuffer = ByteBuffer()) {
-        self.status = status
-        self.headers = headers
-        self.body = body
-    }
-
-    /// A `text/plain; charset=utf-8` response.
-    public static func text(_ text: String, status: Int = 200) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "text/plain; charset=utf-8"], body: ByteBuffer(string: text))
-    }
-
-    /// A `text/html; charset=utf-8` response.
-    public static func html(_ html: String, status: Int = 200) -> HTTPResponse {
-        HTTPResponse(status: status, headers: ["Content-Type": "text/html; charset=utf-8"], body: ByteBuffer(string: html))
-    }
-}
-
 /// What the upgrade hook decided about a WebSocket request.
+///
+/// ```swift
+/// onUpgrade: { request in
+///     guard let user = await sessions.user(for: request.headerFields[.cookie]) else {
+///         return .reject(status: .unauthorized, reason: "log in first",
+///                        headerFields: [.wwwAuthenticate: "Bearer realm=\"chat\""])
+///     }
+///     return .accept(userData: user, headerFields: [.setCookie: "seen=1; Path=/; HttpOnly"])
+/// }
+/// ```
 public enum UpgradeDecision: Sendable {
-    /// Accept, attaching data that the connection carries as ``WebSocket/userData``.
-    case accept(userData: (any Sendable)? = nil)
-    /// Refuse with an HTTP status (e.g. 401, 403) and a one-line reason.
-    case reject(status: Int, reason: String)
+    /// Accept, attaching data that the connection carries as ``WebSocket/userData`` and adding
+    /// `headerFields` to the 101 response (a `Set-Cookie`, say). Fields the handshake sets itself
+    /// (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`, `-Protocol`, `-Extensions`) and framing
+    /// fields (`Content-Length`, `Transfer-Encoding`) are left out.
+    case accept(userData: (any Sendable)? = nil, headerFields: HTTPFields = [:])
+    /// Refuse with an HTTP status (e.g. 401, 403), a one-line reason (the body) and more header
+    /// fields (a `WWW-Authenticate` with a 401, say); the connection closes after the answer.
+    case reject(status: HTTPResponse.Status, reason: String, headerFields: HTTPFields = [:])
 }
 
 /// A WebSocket endpoint: who may connect, which subprotocols it speaks, and the application.
@@ -70,8 +31,9 @@ public struct WebSocketEndpoint: Sendable {
     public var subprotocols: [String]
     /// Which browser origins may connect.
     public var origins: OriginPolicy
-    /// Sees each upgrade request before it is accepted; may refuse it or attach user data.
-    public var onUpgrade: (@Sendable (WebSocketRequest) async -> UpgradeDecision)?
+    /// Sees each upgrade request before it is accepted (with the path parameters of the matched
+    /// endpoint); may refuse it, attach user data or add response header fields.
+    public var onUpgrade: (@Sendable (RouteRequest) async -> UpgradeDecision)?
     /// Per-endpoint connection settings; nil uses the server's.
     public var configuration: WebSocketConfiguration?
     /// Extensions this endpoint negotiates, in order of preference. None by default: with
@@ -87,15 +49,11 @@ public struct WebSocketEndpoint: Sendable {
         origins: OriginPolicy = .any,
         configuration: WebSocketConfiguration? = nil,
         extensions: [any ServerExtensionNegotiator] = [],
-        onUpgrade: (@Sendable (WebSocketRequest) async -> UpgradeDecision)? = nil,
+        onUpgrade: (@Sendable (RouteRequest) async -> UpgradeDecision)? = nil,
         handler: @escaping @Sendable (WebSocket) async throws -> Void
     ) {
-        self.subprotocols = subprotocols
-        self.origins = origins
-        self.configuration = configuration
-        self.extensions = extensions
-        self.onUpgrade = onUpgrade
-        self.application = .task(handler)
+        self.init(subprotocols: subprotocols, origins: origins, configuration: configuration, extensions: extensions,
+                  onUpgrade: onUpgrade, application: .task(handler))
     }
 
     /// An endpoint served by callbacks on the event loop.
@@ -104,15 +62,22 @@ public struct WebSocketEndpoint: Sendable {
         origins: OriginPolicy = .any,
         configuration: WebSocketConfiguration? = nil,
         extensions: [any ServerExtensionNegotiator] = [],
-        onUpgrade: (@Sendable (WebSocketRequest) async -> UpgradeDecision)? = nil,
+        onUpgrade: (@Sendable (RouteRequest) async -> UpgradeDecision)? = nil,
         callbacks: WebSocketCallbacks
     ) {
+        self.init(subprotocols: subprotocols, origins: origins, configuration: configuration, extensions: extensions,
+                  onUpgrade: onUpgrade, application: .callbacks(callbacks))
+    }
+
+    private init(subprotocols: [String], origins: OriginPolicy, configuration: WebSocketConfiguration?,
+                 extensions: [any ServerExtensionNegotiator], onUpgrade: (@Sendable (RouteRequest) async -> UpgradeDecision)?,
+                 application: WebSocketApplication) {
         self.subprotocols = subprotocols
         self.origins = origins
         self.configuration = configuration
         self.extensions = extensions
         self.onUpgrade = onUpgrade
-        self.application = .callbacks(callbacks)
+        self.application = application
     }
 
     /// The subprotocol to answer with: the client's most preferred one that this endpoint speaks.

@@ -1,0 +1,87 @@
+import Duplex
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Testing
+@testable import DuplexCLI
+
+/// `duplex bench`'s connections against an in-process server: source addresses, and the
+/// server's closes counted by code.
+@Suite struct BenchConnectionTests {
+    /// Starts a server with `endpoint` at `/s` on 127.0.0.1, runs `body` with a bench endpoint for it.
+    static func withServer(_ endpoint: WebSocketEndpoint, _ body: (BenchEndpoint) async throws -> Void) async throws {
+        var router = WebSocketRouter()
+        router.webSocket("/s", endpoint)
+        let server = WebSocketServer(configuration: .init(host: "127.0.0.1", port: 0), router: router)
+        let port = try #require(try await server.start().port)
+        do {
+            try await body(BenchEndpoint(try BenchTarget("ws://127.0.0.1:\(port)/s"), maxFrameSize: 1 << 16))
+        } catch {
+            await server.shutdown(gracePeriod: .milliseconds(100))
+            throw error
+        }
+        await server.shutdown(gracePeriod: .milliseconds(100))
+    }
+
+    /// Opens `count` subscribers on one loop and runs `body` with the loops.
+    static func withSubscribers(
+        _ count: Int, to endpoint: BenchEndpoint, sources: BenchSources? = nil,
+        _ body: (BenchLoops<FanoutLoop>, BenchOpening) async throws -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let loops = try await BenchLoops(group: group) { FanoutLoop() }
+        let opening = await loops.open(count: count, concurrency: 2, endpoint: endpoint, sources: sources) {
+            loop, upgraded, eventLoop in
+            SubscriberConnection(endpoint: endpoint, loop: loop, upgraded: upgraded, eventLoop: eventLoop)
+        }
+        do {
+            try await body(loops, opening)
+        } catch {
+            await loops.closeAll()
+            try await group.shutdownGracefully()
+            throw error
+        }
+        await loops.closeAll()
+        try await group.shutdownGracefully()
+    }
+
+    @Test func connectionsBindTheirSourceAddresses() async throws {
+        let seen = NIOLockedValueBox<[String]>([])
+        let endpoint = WebSocketEndpoint(callbacks: WebSocketCallbacks(
+            onOpen: { ws in seen.withLockedValue { $0.append(ws.request?.remoteAddress?.ipAddress ?? "?") } },
+            onMessage: { _, _ in }
+        ))
+        try await Self.withServer(endpoint) { target in
+            // Two a source address: 127.0.0.1, .1, .2, .2, .3.
+            try await Self.withSubscribers(5, to: target, sources: BenchSources(perAddress: 2)) { _, opening in
+                #expect(opening.opened == 5, "\(opening.firstError ?? "")")
+                for _ in 0..<100 where seen.withLockedValue({ $0.count }) < 5 { try await Task.sleep(nanoseconds: 10_000_000) }
+                #expect(seen.withLockedValue { $0.sorted() } == ["127.0.0.1", "127.0.0.1", "127.0.0.2", "127.0.0.2", "127.0.0.3"])
+            }
+        }
+    }
+
+    @Test func closesByTheServerAreCountedByCode() async throws {
+        let endpoint = WebSocketEndpoint(callbacks: WebSocketCallbacks(
+            onOpen: { ws in try? ws.close(code: .tryAgainLater) },
+            onMessage: { _, _ in }
+        ))
+        try await Self.withServer(endpoint) { target in
+            try await Self.withSubscribers(3, to: target) { loops, _ in
+                var closes: [UInt16: Int] = [:]
+                for _ in 0..<200 {
+                    closes = try await loops.collect { $0.serverCloses }[0]
+                    if closes.values.reduce(0, +) >= 3 { break }
+                    try await Task.sleep(nanoseconds: 10_000_000)
+                }
+                #expect(closes == [1013: 3])
+                // Closes are what a fan-out run looks for, not errors.
+                #expect(try await loops.collect { $0.errors.total } == [0])
+                // Nothing was published: nothing lost after the closes.
+                let end = try await loops.collect { $0.finish(published: 0) }[0]
+                #expect(end.counts.lostAfterClose == 0 && end.counts.losses == 0)
+                #expect(try await loops.collect { $0.finish(published: 10) }[0].counts.lostAfterClose == 30)
+            }
+        }
+    }
+}
