@@ -4,6 +4,11 @@
 // configurations from a byte, and the interoperation check of two negotiated codecs.
 import HTTPTypes
 import NIOCore
+#if FUZZ_NET
+// Fuzz/Net's targets import DuplexCore (built by Fuzz/run.sh with -enable-testing); the others
+// are compiled in one module with its sources.
+@testable import DuplexCore
+#endif
 
 /// The input split at CRLF (a lone CR or LF stays in its line).
 func splitLines(_ bytes: [UInt8]) -> [String] {

@@ -160,12 +160,7 @@ public final class WebSocketServer: Service, Sendable {
                     if let sslContext {
                         try sync.addHandler(NIOSSLServerHandler(context: sslContext))
                     }
-                    let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-                    let encoder = HTTPResponseEncoder()
-                    try sync.addHandler(decoder)
-                    try sync.addHandler(encoder)
-                    try sync.addHandler(HTTPServerHandler(server: context, decoder: decoder, encoder: encoder,
-                                                          connectionID: context.nextConnectionID(), secure: sslContext != nil))
+                    try HTTPServerHandler.addHandlers(to: sync, server: context, secure: sslContext != nil)
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
