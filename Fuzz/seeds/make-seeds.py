@@ -183,3 +183,37 @@ write(fi, "text-w15", bytes([0x07, 0x02]) + deflate(TEXT * 2))
 write(fi, "text-w9", bytes([0x19, 0x03]) + deflate(TEXT * 2, 9))
 write(fi, "bomb", bytes([0x07, 0x03]) + deflate(bytes(300000)))
 write(fi, "plain-text", bytes([0x27, 0x02]) + TEXT)
+
+# FuzzHTTPServer: [config: bit 0 a 256-byte header limit, bit 1 a 64-byte body limit] [split seed] [bytes]
+fhs = "FuzzHTTPServer"
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def request(line, *fields, body=b""):
+    return (line + "\r\n" + "".join(f + "\r\n" for f in fields) + "\r\n").encode() + body
+
+
+UPGRADE = ("Host: example.com", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + WS_KEY,
+           "Sec-WebSocket-Version: 13")
+write(fhs, "upgrade-echo", bytes([0x00, 0x01]) + request(
+    "GET /echo?x=1 HTTP/1.1", *UPGRADE, "Sec-WebSocket-Protocol: superchat, chat",
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
+    + masked(0x1, b"Hello") + masked(0x8, close_payload(1000)))
+write(fhs, "upgrade-room-origin", bytes([0x00, 0x02]) + request(
+    "GET /rooms/lobby HTTP/1.1", *UPGRADE, "Origin: https://chat.example.com") + masked(0x9, b"ping"))
+write(fhs, "upgrade-room-bad-origin", bytes([0x00, 0x03]) + request(
+    "GET /rooms/lobby HTTP/1.1", *UPGRADE, "Origin: https://evil.example.org"))
+write(fhs, "upgrade-files", bytes([0x00, 0x00]) + request("GET /files/a.txt/raw HTTP/1.1", *UPGRADE))
+write(fhs, "plain-at-endpoint", bytes([0x00, 0x02]) + request("GET /echo HTTP/1.1", "Host: example.com"))
+write(fhs, "pipelined-not-found", bytes([0x00, 0x03]) + request("GET / HTTP/1.1", "Host: a")
+      + request("HEAD /nothing HTTP/1.1", "Host: a") + request("GET /echo HTTP/1.0"))
+write(fhs, "post-upgrade", bytes([0x00, 0x02]) + request("POST /echo HTTP/1.1", *UPGRADE, "Content-Length: 3", body=b"abc"))
+write(fhs, "version-14", bytes([0x00, 0x01]) + request("GET /echo HTTP/1.1", *UPGRADE[:4], "Sec-WebSocket-Version: 14"))
+write(fhs, "http10-upgrade", bytes([0x00, 0x01]) + request("GET /echo HTTP/1.0", *UPGRADE))
+write(fhs, "body-too-large", bytes([0x02, 0x02]) + request(
+    "POST /upload HTTP/1.1", "Host: a", "Expect: 100-continue", "Content-Length: 100") + bytes(100))
+write(fhs, "chunked-body", bytes([0x02, 0x01]) + request(
+    "POST /upload HTTP/1.1", "Host: a", "Transfer-Encoding: chunked") + b"40\r\n" + bytes(64) + b"\r\n1\r\nx\r\n0\r\n\r\n")
+write(fhs, "headers-too-large", bytes([0x01, 0x03]) + request("GET /echo HTTP/1.1", *UPGRADE, "Cookie: " + "c" * 300))
+write(fhs, "garbage", bytes([0x00, 0x00]) + b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03GET / HTTP/1.1\r\n\r\n")
+write(fhs, "other-upgrade", bytes([0x00, 0x01]) + request("GET /echo HTTP/1.1", "Host: a", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings"))
