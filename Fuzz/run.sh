@@ -34,7 +34,9 @@ if [ $# -gt 0 ]; then
   TARGETS=("$@")
 else
   TARGETS=()
+  shopt -s nullglob  # (a folder without targets adds none)
   for f in Fuzz/Fuzz*.swift Fuzz/Net/Fuzz*.swift; do TARGETS+=("$(basename "$f" .swift)"); done
+  shopt -u nullglob
 fi
 CORE_TARGETS=() NET_TARGETS=()
 for target in "${TARGETS[@]}"; do
