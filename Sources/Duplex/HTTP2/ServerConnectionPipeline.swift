@@ -38,13 +38,7 @@ extension ServerContext {
 
     /// HTTP/1.1: NIO's decoder and encoder and the server's handler (routes, upgrades).
     func configureHTTP1(_ channel: any Channel, secure: Bool) throws {
-        let sync = channel.pipeline.syncOperations
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-        let encoder = HTTPResponseEncoder()
-        try sync.addHandler(decoder)
-        try sync.addHandler(encoder)
-        try sync.addHandler(HTTPServerHandler(server: self, decoder: decoder, encoder: encoder,
-                                              connectionID: nextConnectionID(), secure: secure))
+        try HTTPServerHandler.addHandlers(to: channel.pipeline.syncOperations, server: self, secure: secure)
     }
 
     /// HTTP/2: NIO's connection handler, each stream a child channel with NIOHTTPTypesHTTP2's codec

@@ -59,6 +59,19 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.secure = secure
     }
 
+    /// Adds the HTTP side of a new connection's pipeline (after TLS, if any): NIOHTTP1's request
+    /// decoder and response encoder, then the handler, which replaces all three with the
+    /// WebSocket's handler on an upgrade. (The fuzz target Fuzz/Net/FuzzHTTPServer.swift drives
+    /// this same pipeline on an EmbeddedChannel.)
+    static func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations, server: ServerContext, secure: Bool) throws {
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let encoder = HTTPResponseEncoder()
+        try pipeline.addHandler(decoder)
+        try pipeline.addHandler(encoder)
+        try pipeline.addHandler(HTTPServerHandler(server: server, decoder: decoder, encoder: encoder,
+                                                  connectionID: server.nextConnectionID(), secure: secure))
+    }
+
     /// The connection's logger, with its id (made when something is logged, not per connection).
     private var logger: Logger { server.logger(connectionID: connectionID) }
 
