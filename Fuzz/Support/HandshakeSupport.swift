@@ -77,6 +77,8 @@ func verdictName(_ error: HandshakeError) -> String {
     case .unofferedSubprotocol: "unofferedSubprotocol"
     case .unofferedExtension: "unofferedExtension"
     case .extensionRejected: "extensionRejected"
+    case .unsupportedProtocol: "unsupportedProtocol"
+    case .missingPath: "missingPath"
     }
 }
 
