@@ -12,8 +12,8 @@ import Metrics
 /// | `duplex_closes_total` | counter | `role`, `code` |
 /// | `duplex_protocol_errors_total` | counter | `role` |
 /// | `duplex_sends_buffered_total` | counter | `role` (a send answered `.buffered`: over the high-water mark) |
-/// | `duplex_handshake_refusals_total` | counter | `status` (every request the server refused with an error status) |
-/// | `duplex_upgrade_duration_seconds` | timer | none (request received to 101 written, the `onUpgrade` hook included) |
+/// | `duplex_handshake_refusals_total` | counter | `status` (every WebSocket opening refused, HTTP/1.1 or HTTP/2) |
+/// | `duplex_upgrade_duration_seconds` | timer | none (opening request complete to its acceptance, the `onUpgrade` hook included) |
 /// | `duplex_publishes_total` | counter | `subscribers`: 0, 1, 2-10, 11-100, 101-1000, 1001+ |
 /// | `duplex_publish_deliveries_total` | counter | none (subscribers a publish went to) |
 struct WebSocketMetrics: Sendable {
@@ -57,7 +57,8 @@ struct WebSocketMetrics: Sendable {
     func sendBuffered() { sendsBuffered.increment() }
 }
 
-/// What a server measures outside any one connection: refusals and upgrade latency. Made when
+/// What a server measures outside any one connection: refusals and upgrade latency (both
+/// recorded by `ServerContext.admitWebSocket`, for either HTTP version). Made when
 /// the server is, so a backend bootstrapped before (as `duplex serve --metrics` does) gets them.
 struct ServerMetrics: Sendable {
     let upgradeDuration = Timer(label: "duplex_upgrade_duration_seconds")

@@ -47,8 +47,6 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// The task of the route answering the current request, if one is.
     private var routeTask: Task<Void, Never>?
     private var timeout: Scheduled<Void>?
-    /// When the request being answered was complete: the start of `duplex_upgrade_duration_seconds`.
-    private var requestReceived = NIODeadline.now()
 
     init(server: ServerContext, decoder: ByteToMessageHandler<HTTPRequestDecoder>, encoder: HTTPResponseEncoder,
          connectionID: UInt64, secure: Bool) {
@@ -172,7 +170,6 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func respond(to head: HTTPRequestHead, body: ByteBuffer, context: ChannelHandlerContext) {
-        requestReceived = .now()
         let request: HTTPRequest
         do {
             request = try HTTPRequest(head, secure: secure, splitCookie: false)
@@ -203,13 +200,13 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // still arriving, or its upgrade hook still deciding) would open a WebSocket that nobody
         // tells to go away, held until the end of the grace period: refuse it now.
         guard !shuttingDown else {
+            server.serverMetrics.refused(status: HTTPResponse.Status.serviceUnavailable.code)
             sendError(.serviceUnavailable, reason: "server shutting down", headerFields: [.retryAfter: "1"], context: context)
             return
         }
         let head = HTTPResponseHead(HTTPResponse(status: .switchingProtocols, headerFields: accepted.headerFields))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-        server.serverMetrics.upgraded(after: (NIODeadline.now() - requestReceived).nanoseconds)
 
         let request = accepted.request
         let opening = OpeningRequest(head: nioHead, secure: secure, parameters: request.parameters, route: request.route,
@@ -367,7 +364,6 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func sendError(_ status: HTTPResponse.Status, reason: String, headerFields: HTTPFields = [:],
                            context: ChannelHandlerContext) {
         logger.debug("refused request", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
-        server.serverMetrics.refused(status: status.code)
         var response = RouteResponse.text(reason + "\n", status: status)
         response.headerFields.append(contentsOf: headerFields)
         state = .closing

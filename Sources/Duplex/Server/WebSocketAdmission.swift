@@ -57,7 +57,18 @@ extension ServerContext {
     /// on `eventLoop`: at once without a hook, after the hook's task with one.
     func admitWebSocket(_ request: RouteRequest, eventLoop: any EventLoop,
                         validate: (HTTPRequest, Int) -> Result<ServerHandshake.UpgradeRequest, HandshakeError>,
-                        decide: @escaping (WebSocketAdmission) -> Void) {
+                        decide decideUnmeasured: @escaping (WebSocketAdmission) -> Void) {
+        // Measured here, for HTTP/1.1 upgrades and HTTP/2 extended CONNECTs alike: every refusal
+        // by its status, and the time from the request to its acceptance (the hook included).
+        let started = NIODeadline.now()
+        let metrics = serverMetrics
+        let decide = { (admission: WebSocketAdmission) in
+            switch admission {
+            case .refuse(let status, _, _): metrics.refused(status: status.code)
+            case .accept: metrics.upgraded(after: (NIODeadline.now() - started).nanoseconds)
+            }
+            decideUnmeasured(admission)
+        }
         guard let match = router.webSocketEndpoint(for: request.path) else {
             decide(.refuse(.notFound, reason: "no WebSocket endpoint at \(request.path)", headerFields: [:]))
             return
