@@ -67,10 +67,11 @@ struct ConnectionInfo: Sendable {
 /// per idle connection; ``routeRequest()`` converts it when the application asks for it.
 struct OpeningRequest: Sendable {
     /// How the request was read: NIO's HTTP/1 head (kept as it is, converted when asked for),
-    /// or an HTTP/2 request (already an `HTTPRequest`).
+    /// or one already an `HTTPRequest` (an HTTP/2 stream's, or one a framework handed to a
+    /// ``WebSocketUpgrader``).
     enum Head: Sendable {
         case http1(HTTPRequestHead, secure: Bool)
-        case http2(HTTPRequest)
+        case converted(HTTPRequest)
     }
 
     var head: Head
@@ -95,7 +96,7 @@ struct OpeningRequest: Sendable {
         case .http1(let head, let secure):
             guard let converted = try? HTTPRequest(head, secure: secure, splitCookie: false) else { return nil }
             request = converted
-        case .http2(let head):
+        case .converted(let head):
             request = head
         }
         var routeRequest = RouteRequest(head: request, remoteAddress: remoteAddress)

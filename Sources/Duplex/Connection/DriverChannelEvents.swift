@@ -61,9 +61,11 @@ extension ConnectionDriver {
         context.close(promise: nil)
     }
 
-    /// A user event through the channel: a server shutdown starts the closing handshake with 1001.
+    /// A user event through the channel: a server shutdown starts the closing handshake with 1001,
+    /// Duplex's own (``ServerShutdownEvent``) or NIO's `ChannelShouldQuiesceEvent`, which servers
+    /// on NIO's `ServerQuiescingHelper` (Hummingbird's among them) send on a graceful shutdown.
     func channelEvent(_ event: Any, context: ChannelHandlerContext) {
-        if event is ServerShutdownEvent {
+        if event is ServerShutdownEvent || event is ChannelShouldQuiesceEvent {
             startClose(code: .goingAway, reason: "server shutting down")
         }
         context.fireUserInboundEventTriggered(event)

@@ -96,9 +96,7 @@ struct HTTPFallbackExchange {
         return decision.map { decision in
             switch decision {
             case .reject(let status, let reason, let headerFields):
-                var response = RouteResponse.text(reason + "\n", status: status)
-                response.headerFields.append(contentsOf: headerFields)
-                return .response(response)
+                return .response(WebSocketAdmission.refusalResponse(status, reason: reason, headerFields: headerFields))
             case .accept(let userData, let headerFields):
                 guard let session = exchange.makeSession(transport, request: openingRequest, nioHead: nioHead, endpoint: endpoint,
                                                          userData: userData) else {

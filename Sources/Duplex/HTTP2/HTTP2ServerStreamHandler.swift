@@ -119,8 +119,7 @@ final class HTTP2ServerStreamHandler: ChannelInboundHandler, RemovableChannelHan
                 accept(accepted, head: head, context: context)
             case .refuse(let status, let reason, let headerFields):
                 logger.debug("refused WebSocket stream", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
-                var response = RouteResponse.text(reason + "\n", status: status)
-                response.headerFields.append(contentsOf: headerFields)
+                let response = WebSocketAdmission.refusalResponse(status, reason: reason, headerFields: headerFields)
                 state = .answering
                 respond(response, includeBody: true, context: context)
             }
@@ -131,7 +130,7 @@ final class HTTP2ServerStreamHandler: ChannelInboundHandler, RemovableChannelHan
         context.writeAndFlush(wrapOutboundOut(.head(HTTPResponse(status: .ok, headerFields: accepted.headerFields))),
                               promise: nil)
         let request = accepted.request
-        let opening = OpeningRequest(request: .http2(head), parameters: request.parameters, route: request.route,
+        let opening = OpeningRequest(request: .converted(head), parameters: request.parameters, route: request.route,
                                      remoteAddress: request.remoteAddress)
         let driver = accepted.makeDriver(server: server, opening: opening, connectionID: connectionID, transport: .h2,
                                          eventLoop: context.eventLoop)

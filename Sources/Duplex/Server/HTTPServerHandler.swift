@@ -364,8 +364,7 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
     private func sendError(_ status: HTTPResponse.Status, reason: String, headerFields: HTTPFields = [:],
                            context: ChannelHandlerContext) {
         logger.debug("refused request", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
-        var response = RouteResponse.text(reason + "\n", status: status)
-        response.headerFields.append(contentsOf: headerFields)
+        let response = WebSocketAdmission.refusalResponse(status, reason: reason, headerFields: headerFields)
         state = .closing
         write(response, includeBody: true, keepAlive: false, context: context)
     }

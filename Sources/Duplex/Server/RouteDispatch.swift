@@ -23,6 +23,13 @@ extension ServerContext {
         return logger
     }
 
+    /// The answer to a plain request (no `Upgrade: websocket`) for a WebSocket endpoint: 426.
+    static let upgradeRequired: RouteResponse = {
+        var response = RouteResponse.text("this is a WebSocket endpoint: send Upgrade: websocket\n", status: .upgradeRequired)
+        response.headerFields.append(contentsOf: ServerHandshake.upgradeRequiredHeaders)
+        return response
+    }()
+
     /// The route for a plain request, or the server's own answer when there is none.
     func dispatch(_ request: RouteRequest) -> RouteDispatch {
         let path = request.path
@@ -37,9 +44,7 @@ extension ServerContext {
             response.headerFields[.allow] = methods.map(\.rawValue).joined(separator: ", ")
             return .response(response)
         case .notFound where router.webSocketEndpoint(for: path) != nil:
-            var response = RouteResponse.text("this is a WebSocket endpoint: send Upgrade: websocket\n", status: .upgradeRequired)
-            response.headerFields.append(contentsOf: ServerHandshake.upgradeRequiredHeaders)
-            return .webSocketEndpoint(upgradeRequired: response)
+            return .webSocketEndpoint(upgradeRequired: Self.upgradeRequired)
         case .notFound:
             return .response(.text("not found\n", status: .notFound))
         }

@@ -21,6 +21,16 @@ enum WebSocketAdmission {
     case accept(AcceptedWebSocket)
 }
 
+extension WebSocketAdmission {
+    /// The answer to a refused WebSocket request, whichever server writes it: the status, the
+    /// reason as a one-line text body, and the refusal's header fields.
+    static func refusalResponse(_ status: HTTPResponse.Status, reason: String, headerFields: HTTPFields) -> RouteResponse {
+        var response = RouteResponse.text(reason + "\n", status: status)
+        response.headerFields.append(contentsOf: headerFields)
+        return response
+    }
+}
+
 /// An accepted WebSocket request: what its answer carries and what its connection needs.
 struct AcceptedWebSocket {
     let endpoint: WebSocketEndpoint
@@ -52,14 +62,35 @@ extension ServerContext {
         .contentLength, .transferEncoding,
     ]
 
-    /// Decides a WebSocket opening request: endpoint (404), the handshake's rules (`validate`,
-    /// with their statuses), Origin (403), then the endpoint's `onUpgrade` hook. Calls `decide`
-    /// on `eventLoop`: at once without a hook, after the hook's task with one.
+    /// Decides a WebSocket opening request to this server's router: endpoint (404), then
+    /// ``admitWebSocket(_:to:settings:eventLoop:validate:decide:)`` for the endpoint matched.
     func admitWebSocket(_ request: RouteRequest, eventLoop: any EventLoop,
                         validate: (HTTPRequest, Int) -> Result<ServerHandshake.UpgradeRequest, HandshakeError>,
+                        decide: @escaping (WebSocketAdmission) -> Void) {
+        guard let match = router.webSocketEndpoint(for: request.path) else {
+            serverMetrics.refused(status: HTTPResponse.Status.notFound.code)
+            decide(.refuse(.notFound, reason: "no WebSocket endpoint at \(request.path)", headerFields: [:]))
+            return
+        }
+        var wsRequest = request
+        wsRequest.parameters = match.parameters
+        wsRequest.route = match.route
+        admitWebSocket(wsRequest, to: match.value, settings: endpointSettings[match.route]!, eventLoop: eventLoop,
+                       validate: validate, decide: decide)
+    }
+
+    /// Decides a WebSocket opening request to an endpoint already found (by this server's router,
+    /// or by a framework's: ``WebSocketUpgrader``): the handshake's rules (`validate`, with their
+    /// statuses), Origin (403), then the endpoint's `onUpgrade` hook. Calls `decide` on
+    /// `eventLoop`: at once without a hook, after the hook's task with one.
+    /// - Parameter request: the request with its route and path parameters set.
+    func admitWebSocket(_ request: RouteRequest, to endpoint: WebSocketEndpoint, settings: ConnectionSettings,
+                        eventLoop: any EventLoop,
+                        validate: (HTTPRequest, Int) -> Result<ServerHandshake.UpgradeRequest, HandshakeError>,
                         decide decideUnmeasured: @escaping (WebSocketAdmission) -> Void) {
-        // Measured here, for HTTP/1.1 upgrades and HTTP/2 extended CONNECTs alike: every refusal
-        // by its status, and the time from the request to its acceptance (the hook included).
+        // Measured here, for HTTP/1.1 upgrades, HTTP/2 extended CONNECTs and frameworks' upgrades
+        // alike: every refusal by its status, and the time from the request to its acceptance
+        // (the hook included).
         let started = NIODeadline.now()
         let metrics = serverMetrics
         let decide = { (admission: WebSocketAdmission) in
@@ -69,11 +100,6 @@ extension ServerContext {
             }
             decideUnmeasured(admission)
         }
-        guard let match = router.webSocketEndpoint(for: request.path) else {
-            decide(.refuse(.notFound, reason: "no WebSocket endpoint at \(request.path)", headerFields: [:]))
-            return
-        }
-        let endpoint = match.value
         let upgrade: ServerHandshake.UpgradeRequest
         switch validate(request.head, configuration.maxHandshakeHeaderBytes) {
         case .failure(let error):
@@ -86,18 +112,17 @@ extension ServerContext {
             decide(.refuse(.forbidden, reason: "origin not allowed", headerFields: [:]))
             return
         }
-        var wsRequest = request
-        wsRequest.parameters = match.parameters
-        wsRequest.route = match.route
         guard let hook = endpoint.onUpgrade else {
-            decide(.accept(accepted(upgrade, endpoint: endpoint, request: wsRequest, userData: nil, headerFields: [:])))
+            decide(.accept(accepted(upgrade, endpoint: endpoint, request: request, settings: settings, userData: nil,
+                                    headerFields: [:])))
             return
         }
-        let decision = eventLoop.makeFutureWithTask { [wsRequest] in await hook(wsRequest) }
+        let decision = eventLoop.makeFutureWithTask { [request] in await hook(request) }
         decision.assumeIsolated().whenSuccess { [self] decision in
             switch decision {
             case .accept(let userData, let headerFields):
-                decide(.accept(accepted(upgrade, endpoint: endpoint, request: wsRequest, userData: userData, headerFields: headerFields)))
+                decide(.accept(accepted(upgrade, endpoint: endpoint, request: request, settings: settings,
+                                        userData: userData, headerFields: headerFields)))
             case .reject(let status, let reason, let headerFields):
                 decide(.refuse(status, reason: reason, headerFields: headerFields))
             }
@@ -105,13 +130,12 @@ extension ServerContext {
     }
 
     private func accepted(_ upgrade: ServerHandshake.UpgradeRequest, endpoint: WebSocketEndpoint, request: RouteRequest,
-                          userData: (any Sendable)?, headerFields: HTTPFields) -> AcceptedWebSocket {
+                          settings: ConnectionSettings, userData: (any Sendable)?, headerFields: HTTPFields) -> AcceptedWebSocket {
         let subprotocol = endpoint.selectSubprotocol(from: upgrade.subprotocols)
         let acceptance = ServerHandshake.accept(upgrade, subprotocol: subprotocol, extensions: endpoint.extensions)
         var fields = acceptance.headerFields
         fields.append(contentsOf: headerFields.filter { !Self.handshakeOwnedFields.contains($0.name) })
         return AcceptedWebSocket(endpoint: endpoint, request: request, subprotocol: subprotocol, headerFields: fields,
-                                 extensions: acceptance.extensions, userData: userData,
-                                 settings: endpointSettings[request.route]!)
+                                 extensions: acceptance.extensions, userData: userData, settings: settings)
     }
 }

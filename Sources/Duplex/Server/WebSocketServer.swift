@@ -212,25 +212,7 @@ public final class WebSocketServer: Service, Sendable {
             return
         }
         try? await channel.close()
-        // Connections whose upgrade completes from now on are refused with 1001 at once.
-        context.scope.finish()
-        let open = context.connectionCount
-        logger.info("shutting down", metadata: ["open_connections": "\(open)"])
-        context.goAwayAll()
-        let deadline = NIODeadline.now() + (gracePeriod ?? configuration.shutdownGracePeriod)
-        while context.connectionCount > 0 && NIODeadline.now() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
-        }
-        context.closeAll()
-        // Every connection is closing, which cancels its handler; a handler that ignores
-        // cancellation gets one more second before the server stops waiting for it.
-        scopeTask.cancel()
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await scopeTask.value }
-            group.addTask { try? await Task.sleep(nanoseconds: 1_000_000_000) }
-            await group.next()
-            group.cancelAll()
-        }
+        await context.shutDownConnections(gracePeriod: gracePeriod ?? configuration.shutdownGracePeriod, scopeTask: scopeTask)
         stopped.succeed()
     }
 }
@@ -250,6 +232,8 @@ final class ServerContext: Sendable {
     let transportStatistics = TransportStatistics()
     /// The settings of each WebSocket endpoint, by its path as registered, made once.
     let endpointSettings: [String: ConnectionSettings]
+    /// The settings of endpoints mounted on a framework's routes, by route (``settings(route:endpoint:)``).
+    private let mountedSettings = NIOLockedValueBox<[String: ConnectionSettings]>([:])
     private let liveWebSockets: LiveConnectionCounter
     private let connectionIDs = ManagedAtomic<UInt64>(0)
     /// Every accepted TCP connection, WebSocket or not yet (HTTP keep-alive, handshake in progress).
@@ -264,14 +248,36 @@ final class ServerContext: Sendable {
         self.liveWebSockets = live
         var settings: [String: ConnectionSettings] = [:]
         for (path, endpoint) in router.webSockets.all {
-            var endpointLogger = logger
-            endpointLogger[metadataKey: "path"] = "\(path)"
-            settings[path] = ConnectionSettings(
-                role: .server, configuration: endpoint.configuration ?? configuration.webSocket,
-                metrics: metrics, logger: endpointLogger, scope: scope, live: live, topics: topics
-            )
+            settings[path] = Self.makeSettings(route: path, endpoint: endpoint, configuration: configuration, metrics: metrics,
+                                               logger: logger, scope: scope, live: live, topics: topics)
         }
         self.endpointSettings = settings
+    }
+
+    /// The settings every connection of one endpoint shares: its configuration (or the server's),
+    /// and the server's metrics, logger (with the route as `path`), handler scope, count and topics.
+    private static func makeSettings(route: String, endpoint: WebSocketEndpoint, configuration: WebSocketServer.Configuration,
+                                     metrics: WebSocketMetrics, logger: Logger, scope: HandlerScope,
+                                     live: LiveConnectionCounter, topics: TopicRegistry) -> ConnectionSettings {
+        var endpointLogger = logger
+        endpointLogger[metadataKey: "path"] = "\(route)"
+        return ConnectionSettings(
+            role: .server, configuration: endpoint.configuration ?? configuration.webSocket,
+            metrics: metrics, logger: endpointLogger, scope: scope, live: live, topics: topics
+        )
+    }
+
+    /// The settings of an endpoint this server's router does not hold (a framework's route,
+    /// ``WebSocketUpgrader``), made for its route on first use and kept.
+    func settings(route: String, endpoint: WebSocketEndpoint) -> ConnectionSettings {
+        if let settings = endpointSettings[route] { return settings }
+        return mountedSettings.withLockedValue { mounted in
+            if let settings = mounted[route] { return settings }
+            let settings = Self.makeSettings(route: route, endpoint: endpoint, configuration: configuration, metrics: metrics,
+                                             logger: logger, scope: scope, live: liveWebSockets, topics: topics)
+            mounted[route] = settings
+            return settings
+        }
     }
 
     /// Number of open WebSocket connections.
@@ -298,6 +304,30 @@ final class ServerContext: Sendable {
         channels.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { [self] _ in
             _ = channels.withLockedValue { $0.removeValue(forKey: id) }
+        }
+    }
+
+    /// The end of a graceful shutdown, once nothing new arrives: no more handlers, 1001 to every
+    /// WebSocket, up to `gracePeriod` for them to close, then the rest closed and the handlers'
+    /// scope (the task running ``scope``) cancelled and waited for.
+    func shutDownConnections(gracePeriod: TimeAmount, scopeTask: Task<Void, Never>) async {
+        // Connections whose upgrade completes from now on are refused with 1001 at once.
+        scope.finish()
+        logger.info("shutting down", metadata: ["open_connections": "\(connectionCount)"])
+        goAwayAll()
+        let deadline = NIODeadline.now() + gracePeriod
+        while connectionCount > 0 && NIODeadline.now() < deadline {
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        closeAll()
+        // Every connection is closing, which cancels its handler; a handler that ignores
+        // cancellation gets one more second before the server stops waiting for it.
+        scopeTask.cancel()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await scopeTask.value }
+            group.addTask { try? await Task.sleep(nanoseconds: 1_000_000_000) }
+            await group.next()
+            group.cancelAll()
         }
     }
 

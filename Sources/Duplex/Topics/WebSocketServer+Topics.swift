@@ -19,13 +19,13 @@ extension WebSocketServer {
     /// - Returns: the number of subscribers the message goes to.
     @discardableResult
     public func publish(_ message: WebSocketMessage, to topic: String) -> Int {
-        context.topics.publish(SharedFrame(message), to: topic)
+        context.publish(message, to: topic)
     }
 
     /// Publishes bytes as a text (`isText`, valid UTF-8) or binary message; see ``publish(_:to:)``.
     @discardableResult
     public func publish(_ data: WebSocketData, to topic: String) -> Int {
-        context.topics.publish(SharedFrame(opcode: data.isText ? .text : .binary, payload: data.bytes), to: topic)
+        context.publish(data, to: topic)
     }
 
     /// The number of this server's connections subscribed to `topic`.
@@ -44,5 +44,17 @@ extension WebSocketServer {
     /// than calling back into the topic API from it.
     public func onTopicTransition(_ hook: (@Sendable (TopicTransition) -> Void)?) {
         context.topics.setObserver(hook)
+    }
+}
+
+extension ServerContext {
+    /// A publish to this server's (or upgrader's) topics: the frame built once.
+    func publish(_ message: WebSocketMessage, to topic: String) -> Int {
+        topics.publish(SharedFrame(message), to: topic)
+    }
+
+    /// A publish of bytes as a text or binary message.
+    func publish(_ data: WebSocketData, to topic: String) -> Int {
+        topics.publish(SharedFrame(opcode: data.isText ? .text : .binary, payload: data.bytes), to: topic)
     }
 }
