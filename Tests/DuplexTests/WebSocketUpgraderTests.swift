@@ -69,11 +69,14 @@ import Testing
     }
 
     /// Runs the test's server with `endpoint` at `/ws/:name`, and `body` with its port and upgrader.
-    static func withFramework(_ endpoint: WebSocketEndpoint, _ body: (Int, WebSocketUpgrader) async throws -> Void) async throws {
+    /// - Parameter accepted: gets each connection's channel as it is accepted.
+    static func withFramework(_ endpoint: WebSocketEndpoint, accepted: Mailbox<any Channel>? = nil,
+                              _ body: (Int, WebSocketUpgrader) async throws -> Void) async throws {
         let upgrader = WebSocketUpgrader(configuration: .init(webSocket: quietConfiguration()), logger: testLogger())
         let channel = try await ServerBootstrap(group: testLoop)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                accepted?.put(channel)
+                return channel.eventLoop.makeCompletedFuture {
                     let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
                     let encoder = HTTPResponseEncoder()
                     let sync = channel.pipeline.syncOperations
@@ -166,6 +169,21 @@ import Testing
             await upgrader.shutdown(gracePeriod: .seconds(2))
             #expect(try await client.nextClose().code == 1001)
             try await client.waitForTCPClose()
+        }
+    }
+
+    @Test func theQuiesceEventOfAFrameworksShutdownClosesWith1001() async throws {
+        let accepted = Mailbox<any Channel>()
+        try await Self.withFramework(asyncEcho(configuration: quietConfiguration()), accepted: accepted) { port, upgrader in
+            let client = try await TestClient.webSocket(port: port, path: "/ws/q")
+            let channel = try await accepted.take()
+            try await client.sendText("before")
+            #expect(try await client.nextMessage() == .text("before"))
+            // What NIO's ServerQuiescingHelper (Hummingbird's graceful shutdown) sends each connection.
+            channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+            #expect(try await client.nextClose().code == 1001)
+            try await client.waitForTCPClose()
+            try await eventually("no open WebSocket") { upgrader.connectionCount == 0 }
         }
     }
 }

@@ -19,11 +19,15 @@ struct AppContext: RequestContext {
     }
 }
 
-/// Reads the user off the request, for the routes after it (WebSocket routes included).
+/// Reads the user off the request, for the routes after it (WebSocket routes included); answers
+/// 401 itself to a request with `X-Blocked`.
 struct UserMiddleware: RouterMiddleware {
     typealias Context = AppContext
     func handle(_ request: Request, context: AppContext,
                 next: (Request, AppContext) async throws -> Response) async throws -> Response {
+        if request.headers[HTTPField.Name("X-Blocked")!] != nil {
+            return Response(status: .unauthorized, headers: [.wwwAuthenticate: "Bearer"])
+        }
         var context = context
         context.user = request.headers[HTTPField.Name("X-User")!]
         return try await next(request, context)
@@ -133,6 +137,13 @@ struct UserMiddleware: RouterMiddleware {
             #expect(answer.hasPrefix("HTTP/1.1 426 Upgrade Required\r\n"), "\(answer)")
             #expect(answer.lowercased().contains("\r\nsec-websocket-version: 13\r\n"))
             #expect(answer.lowercased().contains("\r\nconnection: close\r\n"))
+            // The middleware answers before the route: its 401 reaches the client, and the connection closes.
+            let blocked = try await rawExchange(port: port, """
+                GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Blocked: 1\r\n\
+                Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n
+                """)
+            #expect(blocked.hasPrefix("HTTP/1.1 401 Unauthorized\r\n"), "\(blocked)")
+            #expect(blocked.lowercased().contains("\r\nwww-authenticate: bearer\r\n"))
             // Not an upgrade at all: 426, as at a WebSocketServer's endpoint.
             try await client.execute(uri: "/echo", method: .get) { response in
                 #expect(response.status == .upgradeRequired)
