@@ -142,6 +142,21 @@ import Testing
         }
     }
 
+    @Test func aMalformedAnswerIsAProxyError() async throws {
+        // Not HTTP at all (some other service on the proxy's port).
+        let server = try await CannedHTTPServer.start { _ in "SSH-2.0-OpenSSH_9.6\r\n\r\n" }
+        defer { Task { await server.stop() } }
+        try await withTimeLimit {
+            do {
+                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                                                configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port)))
+                Issue.record("connected through a proxy that does not speak HTTP")
+            } catch WebSocketError.proxyFailed(let reason) {
+                #expect(reason.contains("malformed answer to CONNECT 127.0.0.1:9"), "\(reason)")
+            }
+        }
+    }
+
     @Test func aProxyThatIsSilentTimesOut() async throws {
         let server = try await CannedHTTPServer.start { _ in nil }
         defer { Task { await server.stop() } }
