@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "DuplexCore", targets: ["DuplexCore"]),
         .library(name: "Duplex", targets: ["Duplex"]),
+        .library(name: "DuplexRedis", targets: ["DuplexRedis"]),
         .executable(name: "duplex", targets: ["DuplexCLI"]),
     ],
     dependencies: [
@@ -51,11 +52,22 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // Topics across servers through Redis: a small RESP2 client on SwiftNIO and `RedisBroker`.
+        .target(
+            name: "DuplexRedis",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         // The `duplex` command-line tool.
         .executableTarget(
             name: "DuplexCLI",
             dependencies: [
                 "Duplex",
+                "DuplexRedis",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),

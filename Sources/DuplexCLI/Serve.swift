@@ -42,6 +42,17 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
     @Option(help: "Seconds between the simulated ticker's prices on topic `ticker` (0 turns it off).")
     var tickerInterval = 0.5
+    @Option(help: ArgumentHelp("Broker that carries topics to other instances: redis://[:PASS@]HOST[:PORT][/DB] (default: $DUPLEX_BROKER; none: this instance only).",
+                               valueName: "url"))
+    var broker: String?
+
+    /// `--broker`, else `$DUPLEX_BROKER` (empty means none).
+    var brokerURL: String? {
+        if let broker { return broker.isEmpty ? nil : broker }
+        guard let value = getenv(BrokerSetup.environmentVariable) else { return nil }
+        let url = String(cString: value)
+        return url.isEmpty ? nil : url
+    }
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -77,15 +88,33 @@ struct Serve: AsyncParsableCommand {
         let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
         let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
         let reference = ServerReference()
+        let fanoutReference = FanoutReference()
+        var router = Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
+                                 server: reference)
+        BrokerSetup.registerHealth(on: &router, fanout: fanoutReference)
         let server = WebSocketServer(
             configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
                                  handshakeTimeout: .seconds(handshakeTimeout)),
-            router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
-                                server: reference),
+            router: router,
             group: eventLoops,
             logger: logger
         )
         reference.set(server)
+        var fanout: BrokerFanout?
+        if let brokerURL {
+            do {
+                let made = BrokerFanout(broker: try BrokerSetup.broker(for: brokerURL), server: server,
+                                        logger: Logger(label: "duplex.broker"))
+                try await made.start()
+                fanoutReference.set(made)
+                fanout = made
+            } catch {
+                // A wrong or unreachable broker at start is a configuration error: say so, exit 1.
+                var standardError = StandardError()
+                print("duplex serve: \(error)", to: &standardError)
+                throw ExitCode.failure
+            }
+        }
         let address = try await server.start()
         let scheme = tls == nil ? "http" : "https"
         let wsScheme = tls == nil ? "ws" : "wss"
@@ -95,10 +124,15 @@ struct Serve: AsyncParsableCommand {
         print("duplex serve: echo endpoint \(wsScheme)://\(authority)/echo")
         print("duplex serve: topics \(wsScheme)://\(authority)/topics/NAME, POST \(scheme)://\(authority)/publish/NAME, GET \(scheme)://\(authority)/topics")
         print("duplex serve: health check \(scheme)://\(authority)/healthz")
+        if let fanout {
+            print("duplex serve: topics shared through \(fanout.broker.redactedDescription) as node \(fanout.node)")
+        }
         fflush(nil)  // all streams: the URLs must show at once in a pipe too
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if let fanout { services.append(.init(service: fanout)) }
         if tickerInterval > 0 {
-            services.append(.init(service: TickerService(server: server, interval: .nanoseconds(Int64(tickerInterval * 1e9)))))
+            services.append(.init(service: TickerService(server: server, interval: .nanoseconds(Int64(tickerInterval * 1e9)),
+                                                         node: fanout.map { String($0.node.description.prefix(8)) })))
         }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -122,6 +156,16 @@ struct Serve: AsyncParsableCommand {
         DemoPage.register(in: &router)
         return router
     }
+}
+
+/// Standard error as a `print(_:to:)` target.
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { writeToStandardError(string) }
+}
+
+private func writeToStandardError(_ string: String) {
+    let bytes = Array(string.utf8)
+    _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }
 
 extension TimeAmount {
