@@ -149,6 +149,18 @@ let package = Package(
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),
+        // Topics across servers through real brokers (redis-server, PostgreSQL) that the tests start.
+        .testTarget(
+            name: "DuplexBrokerTests",
+            dependencies: [
+                "DuplexCLI",
+                "Duplex",
+                "DuplexRedis",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .testTarget(
             name: "DuplexCLITests",
             dependencies: [

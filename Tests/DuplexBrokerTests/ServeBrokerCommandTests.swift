@@ -1,0 +1,70 @@
+import Foundation
+import Testing
+
+/// `duplex serve --broker` as a process: a wrong or unreachable broker is a clear error and a
+/// non-zero exit at once, never a hang, and its password is not printed.
+@Suite(.timeLimit(.minutes(1))) struct ServeBrokerCommandTests {
+    struct Outcome {
+        var status: Int32
+        var output: String
+        var seconds: Double
+    }
+
+    /// Runs the `duplex` built next to the tests with `arguments` and `environment` added, killed after 15 s.
+    static func duplex(_ arguments: [String], environment: [String: String] = [:]) async throws -> Outcome {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var executable: URL?
+        for _ in 0..<4 where executable == nil {
+            let candidate = directory.appendingPathComponent("duplex")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { executable = candidate }
+            directory.deleteLastPathComponent()
+        }
+        let binary = try #require(executable, "no duplex executable next to the tests: swift build --build-tests")
+        return try await Task.detached {
+            let process = Process()
+            process.executableURL = binary
+            process.arguments = arguments
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            let started = Date()
+            try process.run()
+            let killer = DispatchWorkItem { process.terminate() }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 15, execute: killer)
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            while process.isRunning { usleep(10_000) }  // no waitUntilExit: it can hang off the main thread
+            killer.cancel()
+            return Outcome(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self),
+                           seconds: Date().timeIntervalSince(started))
+        }.value
+    }
+
+    @Test func anUnreachableBrokerExitsAtOnceWithAClearMessage() async throws {
+        let port = try BrokerBinaries.freePort()  // nothing listens there
+        let outcome = try await Self.duplex(["serve", "--port", "0", "--broker", "redis://:hunter2@127.0.0.1:\(port)"])
+        #expect(outcome.status != 0)
+        #expect(outcome.seconds < 10)
+        #expect(outcome.output.contains("cannot connect to redis://:***@127.0.0.1:\(port)"), "\(outcome.output)")
+        #expect(!outcome.output.contains("hunter2"))
+        #expect(!outcome.output.contains("listening"))
+    }
+
+    @Test func aBrokerThatRefusesTheCredentialsExitsWithTheReason() async throws {
+        let redis = try RedisProcess()
+        let outcome = try await Self.duplex(["serve", "--port", "0"],
+                                            environment: ["DUPLEX_BROKER": "redis://:hunter2@127.0.0.1:\(redis.port)/1"])
+        #expect(outcome.status != 0)
+        #expect(outcome.output.contains("refused the connection"), "\(outcome.output)")
+        #expect(outcome.output.contains("AUTH"), "\(outcome.output)")
+        #expect(!outcome.output.contains("hunter2"))
+    }
+
+    @Test(arguments: ["http://127.0.0.1:6379", "redis://127.0.0.1:6379/notanumber", "redis:/x", "nats://h"])
+    func aMalformedBrokerURLExitsWithWhatIsWrong(url: String) async throws {
+        let outcome = try await Self.duplex(["serve", "--port", "0", "--broker", url])
+        #expect(outcome.status != 0)
+        #expect(outcome.output.contains("duplex serve: "), "\(outcome.output)")
+        #expect(outcome.seconds < 10)
+    }
+}
