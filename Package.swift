@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "DuplexCore", targets: ["DuplexCore"]),
         .library(name: "Duplex", targets: ["Duplex"]),
         .library(name: "DuplexRedis", targets: ["DuplexRedis"]),
+        .library(name: "DuplexPostgres", targets: ["DuplexPostgres"]),
         .executable(name: "duplex", targets: ["DuplexCLI"]),
     ],
     dependencies: [
@@ -22,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // The WebSocket protocol, sans-I/O: no sockets, clocks, threads or event loops.
@@ -62,12 +64,26 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Topics across servers through PostgreSQL LISTEN/NOTIFY (postgres-nio): `PostgresBroker`.
+        .target(
+            name: "DuplexPostgres",
+            dependencies: [
+                "Duplex",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The `duplex` command-line tool.
         .executableTarget(
             name: "DuplexCLI",
             dependencies: [
                 "Duplex",
                 "DuplexRedis",
+                "DuplexPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -156,6 +172,7 @@ let package = Package(
                 "DuplexCLI",
                 "Duplex",
                 "DuplexRedis",
+                "DuplexPostgres",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,5 @@
 import Duplex
+import DuplexPostgres
 import DuplexRedis
 import NIOConcurrencyHelpers
 import NIOCore
@@ -14,7 +15,8 @@ enum BrokerSetup {
         let scheme = url.split(separator: ":", maxSplits: 1).first.map { $0.lowercased() } ?? ""
         switch scheme {
         case "redis": return try RedisBroker(url: url)
-        default: throw BrokerError("--broker takes redis://HOST[:PORT][/DB], not a '\(scheme)' URL")
+        case "postgres", "postgresql": return try PostgresBroker(url: url)
+        default: throw BrokerError("--broker takes redis://HOST[:PORT][/DB] or postgres://USER:PASS@HOST[:PORT]/DB, not a '\(scheme)' URL")
         }
     }
 

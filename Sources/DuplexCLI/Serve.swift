@@ -42,7 +42,7 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
     @Option(help: "Seconds between the simulated ticker's prices on topic `ticker` (0 turns it off).")
     var tickerInterval = 0.5
-    @Option(help: ArgumentHelp("Broker that carries topics to other instances: redis://[:PASS@]HOST[:PORT][/DB] (default: $DUPLEX_BROKER; none: this instance only).",
+    @Option(help: ArgumentHelp("Broker that carries topics to other instances: redis://[:PASS@]HOST[:PORT][/DB] or postgres://USER:PASS@HOST[:PORT]/DB (default: $DUPLEX_BROKER; none: this instance only).",
                                valueName: "url"))
     var broker: String?
 

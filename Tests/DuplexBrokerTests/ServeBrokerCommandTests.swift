@@ -50,6 +50,15 @@ import Testing
         #expect(!outcome.output.contains("listening"))
     }
 
+    @Test func anUnreachablePostgresExitsAtOnceWithAClearMessage() async throws {
+        let port = try BrokerBinaries.freePort()
+        let outcome = try await Self.duplex(["serve", "--port", "0", "--broker", "postgres://app:hunter2@127.0.0.1:\(port)/app"])
+        #expect(outcome.status != 0)
+        #expect(outcome.seconds < 10)
+        #expect(outcome.output.contains("cannot connect to postgres://app:***@127.0.0.1:\(port)/app"), "\(outcome.output)")
+        #expect(!outcome.output.contains("hunter2"))
+    }
+
     @Test func aBrokerThatRefusesTheCredentialsExitsWithTheReason() async throws {
         let redis = try RedisProcess()
         let outcome = try await Self.duplex(["serve", "--port", "0"],
@@ -60,7 +69,7 @@ import Testing
         #expect(!outcome.output.contains("hunter2"))
     }
 
-    @Test(arguments: ["http://127.0.0.1:6379", "redis://127.0.0.1:6379/notanumber", "redis:/x", "nats://h"])
+    @Test(arguments: ["http://127.0.0.1:6379", "redis://127.0.0.1:6379/notanumber", "redis:/x", "nats://h", "postgres://127.0.0.1/db"])
     func aMalformedBrokerURLExitsWithWhatIsWrong(url: String) async throws {
         let outcome = try await Self.duplex(["serve", "--port", "0", "--broker", url])
         #expect(outcome.status != 0)
