@@ -72,14 +72,20 @@ public struct PostgresBroker: PubSubBroker {
     public func connect(onMessage: @escaping @Sendable (BrokerMessage) -> Void,
                         onClose: @escaping @Sendable (any Error) -> Void) async throws -> any PubSubBrokerSession {
         let listener = try await open(id: 1)
-        let publisher: PostgresConnection
+        var opened: PostgresConnection?
         do {
-            publisher = try await open(id: 2)
+            let publisher = try await open(id: 2)
+            opened = publisher
             try await withBrokerTimeout(configuration.connectTimeout) { [self] in try await createTable(on: publisher) }
         } catch {
+            // postgres-nio asserts that every connection is closed before it is released.
+            try? await opened?.close()
             try? await listener.close()
-            throw error as? BrokerError ?? BrokerError("\(redactedDescription): \(String(reflecting: error))")
+            if let error = error as? BrokerError { throw BrokerError("\(redactedDescription): setting up the table: \(error)") }
+            if let error = error as? PSQLError { throw BrokerError("\(redactedDescription): setting up the table: \(Self.describe(error))") }
+            throw BrokerError("\(redactedDescription): setting up the table: \(error)")
         }
+        guard let publisher = opened else { throw BrokerError("\(redactedDescription): no connection") }
         return PostgresBrokerSession(broker: self, listener: listener, publisher: publisher, logger: logger,
                                      onMessage: onMessage, onClose: onClose)
     }

@@ -47,7 +47,12 @@ public final class RedisConnection: Sendable {
     /// Sends `commands` in one write and waits for their answers, in order.
     public func send(_ commands: [RedisCommand]) async throws -> [RESPValue] {
         let promises = commands.map { _ in channel.eventLoop.makePromise(of: RESPValue.self) }
-        channel.writeAndFlush(RedisHandler.Request(commands: commands, promises: promises), promise: nil)
+        // On a closed channel the write fails before the handler sees it: fail the answers too.
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            for promise in promises { promise.fail(error) }
+        }
+        channel.writeAndFlush(RedisHandler.Request(commands: commands, promises: promises), promise: written)
         var answers: [RESPValue] = []
         answers.reserveCapacity(commands.count)
         for promise in promises {

@@ -8,14 +8,14 @@ import Testing
 @Suite(.timeLimit(.minutes(1))) struct PostgresBrokerTests {
     @Test func whatIsPublishedOnBArrivesOnAInOrder() async throws {
         let postgres = try PostgresProcess()
-        try await withTwoInstances({ try PostgresBroker(url: postgres.url) }) { a, b in
+        try await withTwoInstances({ try PostgresBroker(url: postgres.url, configuration: .init(connectTimeout: .seconds(15))) }) { a, b in
             try await CrossInstanceChecks.publishedOnBArrivesOnA(a, b)
         }
     }
 
     @Test func deliveryResumesAfterPostgresRestarts() async throws {
         let postgres = try PostgresProcess()
-        try await withTwoInstances({ try PostgresBroker(url: postgres.url) }) { a, b in
+        try await withTwoInstances({ try PostgresBroker(url: postgres.url, configuration: .init(connectTimeout: .seconds(15))) }) { a, b in
             try await CrossInstanceChecks.deliveryResumesAfterABrokerRestart(a, b, broker: postgres)
         }
     }
