@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Testing
@@ -16,6 +17,15 @@ struct BrokerSetupFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Runs blocking work (initdb, pg_ctl) on a thread of its own, not on Swift's cooperative pool:
+/// with two cores that pool has two threads, and blocking them for seconds stalls every test in
+/// the process.
+func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread { continuation.resume(with: Result { try body() }) }.start()
+    }
+}
+
 enum BrokerBinaries {
     /// The first of `paths` that is an executable, or a failure saying how to install it (no silent skip).
     static func find(_ name: String, in paths: [String], package: String) throws -> String {
@@ -24,14 +34,20 @@ enum BrokerBinaries {
                                  + "run `apt-get install -y \(package)` (.ci/run installs it)")
     }
 
-    /// A free TCP port on 127.0.0.1 (bound, read, released).
+    /// A free TCP port on 127.0.0.1 (bound, read, released), never one handed out before in this
+    /// process: the kernel can give a just-released port again, and two tests must not share one.
     static func freePort() throws -> Int {
-        let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).wait()
-        defer { try? channel.close().wait() }
-        guard let port = channel.localAddress?.port else { throw BrokerSetupFailure("no free port") }
-        return port
+        for _ in 0..<50 {
+            let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .bind(host: "127.0.0.1", port: 0).wait()
+            defer { try? channel.close().wait() }
+            guard let port = channel.localAddress?.port else { throw BrokerSetupFailure("no free port") }
+            if handedOut.withLockedValue({ $0.insert(port).inserted }) { return port }
+        }
+        throw BrokerSetupFailure("no port that was not handed out already")
     }
+
+    private static let handedOut = NIOLockedValueBox<Set<Int>>([])
 
     /// Waits until something accepts connections on 127.0.0.1:`port`.
     static func waitForPort(_ port: Int, what: String, timeout: TimeInterval = 20) throws {
@@ -74,7 +90,7 @@ enum BrokerBinaries {
 
 /// `redis-server` (Debian's package `redis-server`) without persistence, on a free port.
 final class RedisProcess: BrokerProcess, @unchecked Sendable {
-    let port: Int
+    private(set) var port: Int = 0
     private let binary: String
     private let folder: URL
     private let lock = NSLock()
@@ -85,8 +101,18 @@ final class RedisProcess: BrokerProcess, @unchecked Sendable {
         binary = try BrokerBinaries.find("redis-server", in: ["/usr/bin/redis-server", "/usr/local/bin/redis-server"],
                                          package: "redis-server")
         folder = try BrokerBinaries.temporaryFolder("duplex-redis")
-        port = try BrokerBinaries.freePort()
-        try start()
+        // A port released by freePort can be taken by a server of another test binding port 0
+        // before redis-server binds it: then try another.
+        var attempt = 0
+        while true {
+            port = try BrokerBinaries.freePort()
+            do {
+                try start()
+                return
+            } catch let error as BrokerSetupFailure where attempt < 5 && error.description.contains("exited at start") {
+                attempt += 1
+            }
+        }
     }
 
     deinit {
@@ -104,6 +130,12 @@ final class RedisProcess: BrokerProcess, @unchecked Sendable {
         try process.run()
         lock.withLock { self.process = process }
         try BrokerBinaries.waitForPort(port, what: "redis-server")
+        // Another process on the port would answer instead (redis-server exits when it cannot bind).
+        usleep(20_000)
+        guard process.isRunning else {
+            lock.withLock { self.process = nil }
+            throw BrokerSetupFailure("redis-server exited at start (port \(port) taken?)")
+        }
     }
 
     func stop() throws {

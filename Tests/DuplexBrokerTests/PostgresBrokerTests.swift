@@ -7,14 +7,14 @@ import Testing
 /// Topics across two `duplex serve` instances through a PostgreSQL server that the test starts.
 @Suite(.timeLimit(.minutes(1))) struct PostgresBrokerTests {
     @Test func whatIsPublishedOnBArrivesOnAInOrder() async throws {
-        let postgres = try PostgresProcess()
+        let postgres = try await PostgresProcess.make()
         try await withTwoInstances({ try PostgresBroker(url: postgres.url, configuration: .init(connectTimeout: .seconds(15))) }) { a, b in
             try await CrossInstanceChecks.publishedOnBArrivesOnA(a, b)
         }
     }
 
     @Test func deliveryResumesAfterPostgresRestarts() async throws {
-        let postgres = try PostgresProcess()
+        let postgres = try await PostgresProcess.make()
         try await withTwoInstances({ try PostgresBroker(url: postgres.url, configuration: .init(connectTimeout: .seconds(15))) }) { a, b in
             try await CrossInstanceChecks.deliveryResumesAfterABrokerRestart(a, b, broker: postgres)
         }
@@ -32,7 +32,7 @@ import Testing
     }
 
     @Test func largeAndBinaryMessagesGoThroughTheTableAndExpiredRowsAreDeleted() async throws {
-        let postgres = try PostgresProcess()
+        let postgres = try await PostgresProcess.make()
         let broker = try PostgresBroker(url: postgres.url, configuration: .init(rowTTL: .milliseconds(300)))
         let received = ReceivedMessages()
         let session = try await broker.connect(onMessage: { received.append($0) }, onClose: { _ in })

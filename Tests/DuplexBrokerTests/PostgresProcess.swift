@@ -4,21 +4,37 @@ import Foundation
 /// and run with `pg_ctl` on a free port; as the `postgres` user when the tests run as root
 /// (PostgreSQL refuses root). Trust authentication on 127.0.0.1, database `postgres`.
 final class PostgresProcess: BrokerProcess, @unchecked Sendable {
-    let port: Int
+    private(set) var port: Int = 0
     private let bin: String
     private let folder: URL
     private let asPostgres: Bool
 
-    init() throws {
+    /// Makes and starts one on a thread of its own (initdb takes seconds). Throws (failing the
+    /// test) when PostgreSQL is not installed.
+    static func make() async throws -> PostgresProcess {
+        try await onThread { try PostgresProcess() }
+    }
+
+    private init() throws {
         let initdb = try BrokerBinaries.find("initdb", in: ["/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/16/bin/initdb",
                                                             "/usr/lib/postgresql/17/bin/initdb"], package: "postgresql")
         bin = URL(fileURLWithPath: initdb).deletingLastPathComponent().path
         asPostgres = getuid() == 0
         folder = try BrokerBinaries.temporaryFolder("duplex-postgres")
-        port = try BrokerBinaries.freePort()
         if asPostgres { try Self.run("/bin/chown", ["-R", "postgres:postgres", folder.path], output: folder) }
         try command("\(bin)/initdb", ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
-        try start()
+        // A port released by freePort can be taken by a server of another test binding port 0
+        // before PostgreSQL binds it: then try another.
+        var attempt = 0
+        while true {
+            port = try BrokerBinaries.freePort()
+            do {
+                try start()
+                return
+            } catch where attempt < 5 {
+                attempt += 1
+            }
+        }
     }
 
     deinit {
