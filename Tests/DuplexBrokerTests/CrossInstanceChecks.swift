@@ -5,6 +5,11 @@ import Testing
 
 /// What every broker must do, checked against two `duplex serve` instances A and B on it.
 enum CrossInstanceChecks {
+    /// A topic name no other test uses (the brokers are shared by the tests of a process).
+    static func uniqueTopic(_ name: String) -> String {
+        "\(name)-\(UUID().uuidString.prefix(8).lowercased())"
+    }
+
     static func payload(_ count: Int, seed: UInt8) -> ByteBuffer {
         ByteBuffer(bytes: (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31) ^ seed })
     }
@@ -13,13 +18,14 @@ enum CrossInstanceChecks {
     /// and by `POST /publish`: text and binary, small and over 8,000 bytes. B's own subscriber
     /// gets each message once (its instance drops its own messages coming back from the broker).
     static func publishedOnBArrivesOnA(_ a: ServeInstance, _ b: ServeInstance) async throws {
-        let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/room")
+        let room = uniqueTopic("room")
+        let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/\(room)")
         let onA = MessageCollector(subscriber)
-        try await waitUntilSubscribedAcross(onA, publisher: b)
+        try await waitUntilSubscribedAcross(onA, publisher: b, topic: room)
 
-        let sender = try await WebSocket.connect(to: "ws://127.0.0.1:\(b.port)/topics/room")
+        let sender = try await WebSocket.connect(to: "ws://127.0.0.1:\(b.port)/topics/\(room)")
         let onB = MessageCollector(sender)
-        try await eventually("B's sender to be subscribed") { b.server.subscriberCount(of: "room") == 1 }
+        try await eventually("B's sender to be subscribed") { b.server.subscriberCount(of: room) == 1 }
         var expected: [WebSocketMessage] = (0..<50).map { .text("ws-\($0)") }
         expected += [.binary(payload(3, seed: 1)), .binary(payload(9_000, seed: 2)), .text(String(repeating: "é", count: 4_500)),
                      .binary(payload(200_000, seed: 3))]
@@ -34,7 +40,7 @@ enum CrossInstanceChecks {
             case .text(let text): ("text/plain; charset=utf-8", ByteBuffer(string: text))
             case .binary(let bytes): ("application/octet-stream", bytes)
             }
-            let answer = try await httpRequest(port: b.port, method: "POST", path: "/publish/room", contentType: contentType, body: body)
+            let answer = try await httpRequest(port: b.port, method: "POST", path: "/publish/\(room)", contentType: contentType, body: body)
             #expect(answer.status == 200, "\(answer.body)")
         }
         #expect(try await onA.wait(for: expected.count + posted.count) == expected + posted)
@@ -54,7 +60,7 @@ enum CrossInstanceChecks {
         try await waitUntilSubscribedAcross(onA, publisher: b)
         #expect(try await httpRequest(port: a.port, method: "GET", path: "/healthz").status == 200)
 
-        try broker.stop()
+        try await broker.stop()
         try await eventually("A to notice the broker went away") {
             try await httpRequest(port: a.port, method: "GET", path: "/healthz").status == 503
         }
@@ -64,7 +70,7 @@ enum CrossInstanceChecks {
         #expect(try await onA.wait(for: 1) == [.text("local while away")])
 
         let restarted = ContinuousClock.now
-        try broker.start()
+        try await broker.start()
         var sent = 0
         while onA.messages.count < 2 && ContinuousClock.now - restarted < .seconds(5) {
             b.server.publish(.text("after \(sent)"), to: "room")

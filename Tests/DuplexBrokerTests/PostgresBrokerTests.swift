@@ -7,21 +7,21 @@ import Testing
 /// Topics across two `duplex serve` instances through a PostgreSQL server that the test starts.
 @Suite(.timeLimit(.minutes(1))) struct PostgresBrokerTests {
     @Test func whatIsPublishedOnBArrivesOnAInOrder() async throws {
-        let postgres = try await PostgresProcess.make()
+        let postgres = try await SharedBrokers.shared.postgresServer()
         try await withTwoInstances({ try PostgresBroker(url: postgres.url, configuration: .init(connectTimeout: .seconds(15))) }) { a, b in
             try await CrossInstanceChecks.publishedOnBArrivesOnA(a, b)
         }
     }
 
     @Test func deliveryResumesAfterPostgresRestarts() async throws {
-        let postgres = try await PostgresProcess.make()
+        let postgres = try await PostgresProcess.start()  // its own: it is stopped and started again
         try await withTwoInstances({ try PostgresBroker(url: postgres.url, configuration: .init(connectTimeout: .seconds(15))) }) { a, b in
             try await CrossInstanceChecks.deliveryResumesAfterABrokerRestart(a, b, broker: postgres)
         }
     }
 
     @Test func anUnreachableOrWrongServerIsAClearError() async throws {
-        let port = try BrokerBinaries.freePort()
+        let port = try await BrokerBinaries.freePort()
         let unreachable = try PostgresBroker(url: "postgres://app:hunter2@127.0.0.1:\(port)/app")
         await #expect {
             _ = try await unreachable.connect(onMessage: { _ in }, onClose: { _ in })
@@ -32,15 +32,18 @@ import Testing
     }
 
     @Test func largeAndBinaryMessagesGoThroughTheTableAndExpiredRowsAreDeleted() async throws {
-        let postgres = try await PostgresProcess.make()
-        let broker = try PostgresBroker(url: postgres.url, configuration: .init(rowTTL: .milliseconds(300)))
+        let postgres = try await SharedBrokers.shared.postgresServer()
+        // A table of its own: the row counts below are this test's rows only.
+        let broker = try PostgresBroker(url: postgres.url, configuration: .init(table: "duplex_test_large_rows", rowTTL: .milliseconds(300),
+                                                                                 connectTimeout: .seconds(15)))
         let received = ReceivedMessages()
         let session = try await broker.connect(onMessage: { received.append($0) }, onClose: { _ in })
-        try await session.subscribe(to: ["big"])
+        let topic = CrossInstanceChecks.uniqueTopic("big")
+        try await session.subscribe(to: [topic])
         let node = BrokerNodeID()
-        let messages = [BrokerMessage(topic: "big", origin: node, isText: false, payload: CrossInstanceChecks.payload(20_000, seed: 9)),
-                        BrokerMessage(topic: "big", origin: node, isText: true, payload: ByteBuffer(string: "small")),
-                        BrokerMessage(topic: "big", origin: node, isText: true, payload: ByteBuffer(string: String(repeating: "y", count: 8_000)))]
+        let messages = [BrokerMessage(topic: topic, origin: node, isText: false, payload: CrossInstanceChecks.payload(20_000, seed: 9)),
+                        BrokerMessage(topic: topic, origin: node, isText: true, payload: ByteBuffer(string: "small")),
+                        BrokerMessage(topic: topic, origin: node, isText: true, payload: ByteBuffer(string: String(repeating: "y", count: 8_000)))]
         try await session.publish(messages)
         try await eventually("the three messages") { received.all.count == 3 }
         #expect(received.all == messages)

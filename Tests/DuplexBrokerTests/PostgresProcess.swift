@@ -1,104 +1,110 @@
 import Foundation
+import NIOConcurrencyHelpers
 
-/// A PostgreSQL 15 server (Debian's package `postgresql`) made with `initdb` in a folder of its own
-/// and run with `pg_ctl` on a free port; as the `postgres` user when the tests run as root
-/// (PostgreSQL refuses root). Trust authentication on 127.0.0.1, database `postgres`.
+/// A PostgreSQL server (Debian's package `postgresql`) made with `initdb` in a folder of its own
+/// and run as a child process (`postgres`, not `pg_ctl`, so it is ours to stop and to wait for) on
+/// a free port. PostgreSQL refuses to run as root: when the tests run as root, `initdb` and the
+/// server run as the `postgres` user that the package creates (through `setpriv`, which executes
+/// the program itself rather than a child of its own). Trust authentication on 127.0.0.1,
+/// database `postgres`.
 final class PostgresProcess: BrokerProcess, @unchecked Sendable {
-    private(set) var port: Int = 0
+    let port: Int
     private let bin: String
     private let folder: URL
-    private let asPostgres: Bool
+    /// `setpriv` and its arguments when the server runs as `postgres`; empty otherwise.
+    private let asUser: [String]
+    private let child = NIOLockedValueBox<ChildProcess?>(nil)
 
-    /// Makes and starts one on a thread of its own (initdb takes seconds). Throws (failing the
-    /// test) when PostgreSQL is not installed.
-    static func make() async throws -> PostgresProcess {
-        try await onThread { try PostgresProcess() }
+    private init(port: Int, bin: String, folder: URL, asUser: [String]) {
+        self.port = port
+        self.bin = bin
+        self.folder = folder
+        self.asUser = asUser
     }
 
-    private init() throws {
-        let initdb = try BrokerBinaries.find("initdb", in: ["/usr/lib/postgresql/15/bin/initdb", "/usr/lib/postgresql/16/bin/initdb",
-                                                            "/usr/lib/postgresql/17/bin/initdb"], package: "postgresql")
-        bin = URL(fileURLWithPath: initdb).deletingLastPathComponent().path
-        asPostgres = getuid() == 0
-        folder = try BrokerBinaries.temporaryFolder("duplex-postgres")
-        if asPostgres { try Self.run("/bin/chown", ["-R", "postgres:postgres", folder.path], output: folder) }
-        try command("\(bin)/initdb", ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8"])
+    /// Makes (`initdb`) and starts one. Throws (failing the test) when PostgreSQL is not installed.
+    static func start() async throws -> PostgresProcess {
+        let initdb = try BrokerBinaries.find("initdb", in: (15...18).map { "/usr/lib/postgresql/\($0)/bin/initdb" },
+                                             package: "postgresql")
+        let bin = URL(fileURLWithPath: initdb).deletingLastPathComponent().path
+        let folder = try BrokerBinaries.temporaryFolder("duplex-postgres")
+        var asUser: [String] = []
+        if getuid() == 0 {
+            guard let user = getpwnam("postgres") else {
+                throw BrokerSetupFailure("the tests run as root and there is no `postgres` user to run PostgreSQL as "
+                                         + "(PostgreSQL refuses root): run `apt-get install -y postgresql`, which creates it")
+            }
+            let setpriv = try BrokerBinaries.find("setpriv", in: ["/usr/bin/setpriv", "/bin/setpriv"], package: "util-linux")
+            guard chown(folder.path, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+                throw BrokerSetupFailure("cannot give \(folder.path) to the postgres user: errno \(errno)")
+            }
+            asUser = [setpriv, "--reuid=\(user.pointee.pw_uid)", "--regid=\(user.pointee.pw_gid)", "--clear-groups", "--"]
+        }
+        let data = folder.appendingPathComponent("data").path
+        try await ChildProcess.runToEnd(
+            asUser.first ?? initdb,
+            Array(asUser.dropFirst()) + (asUser.isEmpty ? [] : [initdb])
+                + ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--no-instructions"],
+            log: folder.appendingPathComponent("initdb.log"))
         // A port released by freePort can be taken by a server of another test binding port 0
         // before PostgreSQL binds it: then try another.
         var attempt = 0
         while true {
-            port = try BrokerBinaries.freePort()
+            let postgres = PostgresProcess(port: try await BrokerBinaries.freePort(), bin: bin, folder: folder, asUser: asUser)
             do {
-                try start()
-                return
-            } catch where attempt < 5 {
+                try await postgres.start()
+                return postgres
+            } catch let error as BrokerSetupFailure where attempt < 5 && error.description.contains("exited at start") {
                 attempt += 1
             }
         }
     }
 
-    deinit {
-        try? stop()
-        try? FileManager.default.removeItem(at: folder)
-    }
-
     var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
     private var data: String { folder.appendingPathComponent("data").path }
 
-    func start() throws {
-        try command("\(bin)/pg_ctl", ["-D", data, "-l", folder.appendingPathComponent("log").path, "-w", "-t", "20",
-                                      "-o", "-p \(port) -k \(folder.path) -c listen_addresses=127.0.0.1 -c fsync=off", "start"])
-        try BrokerBinaries.waitForPort(port, what: "PostgreSQL")
-    }
-
-    func stop() throws {
-        try command("\(bin)/pg_ctl", ["-D", data, "-m", "immediate", "-w", "stop"])
-    }
-
-    private func command(_ path: String, _ arguments: [String]) throws {
-        if asPostgres {
-            try Self.run("/usr/sbin/runuser", ["-u", "postgres", "--", path] + arguments, output: folder)
-        } else {
-            try Self.run(path, arguments, output: folder)
+    /// Starts the server and waits until it accepts connections (`postmaster.pid` says `ready`,
+    /// as `pg_ctl -w` checks, and the port answers).
+    func start() async throws {
+        let server = "\(bin)/postgres"
+        let arguments = ["-D", data, "-p", "\(port)", "-k", folder.path, "-c", "listen_addresses=127.0.0.1",
+                         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        let child = try await ChildProcess.launch(asUser.first ?? server,
+                                                  Array(asUser.dropFirst()) + (asUser.isEmpty ? [] : [server]) + arguments,
+                                                  log: folder.appendingPathComponent("postgres-\(port).log"))
+        // SIGQUIT is an immediate shutdown: the server ends its backends and exits.
+        BrokerCleanup.remember(pid: child.pid, signal: SIGQUIT)
+        self.child.withLockedValue { $0 = child }
+        let pidFile = URL(fileURLWithPath: data).appendingPathComponent("postmaster.pid")
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if child.hasExited {
+                self.child.withLockedValue { $0 = nil }
+                BrokerCleanup.forget(pid: child.pid)
+                throw BrokerSetupFailure("PostgreSQL exited at start (port \(port) taken?): \(child.output())")
+            }
+            let lines = ((try? String(contentsOf: pidFile, encoding: .utf8)) ?? "").split(separator: "\n", omittingEmptySubsequences: false)
+            if lines.count > 7, lines[0].trimmingCharacters(in: .whitespaces) == "\(child.pid)",
+               lines[7].trimmingCharacters(in: .whitespaces) == "ready", await BrokerBinaries.accepts(port) {
+                return
+            }
+            try await Task.sleep(for: .milliseconds(20))
         }
+        throw BrokerSetupFailure("PostgreSQL did not get ready on 127.0.0.1:\(port) within 30 s: \(child.output())")
     }
 
-    /// Runs a command to its end, its output into a file in `output` (not a pipe: the server that
-    /// `pg_ctl start` leaves running would hold a pipe open); throws with that output if it fails.
-    /// posix_spawn and waitpid rather than Foundation's Process, whose end this test process does
-    /// not always notice.
-    static func run(_ path: String, _ arguments: [String], output: URL) throws {
-        let log = output.appendingPathComponent("command-\(UUID().uuidString).log")
-        defer { try? FileManager.default.removeItem(at: log) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, log.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Default signal handling in the child: this process ignores some signals, and a child inherits that.
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, environ)
-        guard spawned == 0 else { throw BrokerSetupFailure("cannot run \(path): error \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
-        let exited = (status & 0x7F) == 0
-        let code = (status >> 8) & 0xFF
-        guard exited && code == 0 else {
-            let text = (try? String(contentsOf: log, encoding: .utf8)) ?? ""
-            throw BrokerSetupFailure("\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(text)")
+    /// An immediate shutdown (SIGQUIT; SIGKILL if it does not end in 10 s); waits until it ended
+    /// and its port is free.
+    func stop() async throws {
+        guard let child = child.withLockedValue({ child in defer { child = nil }; return child }) else { return }
+        child.signal(SIGQUIT)
+        if try await child.exitStatus(within: .seconds(10)) == nil {
+            child.signal(SIGKILL)
+            guard try await child.exitStatus(within: .seconds(5)) != nil else {
+                throw BrokerSetupFailure("PostgreSQL (pid \(child.pid)) did not end after SIGQUIT and SIGKILL")
+            }
         }
+        BrokerCleanup.forget(pid: child.pid)
+        try await BrokerBinaries.waitUntilFree(port, what: "PostgreSQL")
     }
 }

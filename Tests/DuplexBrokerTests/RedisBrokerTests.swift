@@ -7,31 +7,34 @@ import Testing
 /// Topics across two `duplex serve` instances through a `redis-server` that the test starts.
 @Suite(.timeLimit(.minutes(1))) struct RedisBrokerTests {
     @Test func whatIsPublishedOnBArrivesOnAInOrder() async throws {
-        let redis = try RedisProcess()
+        let redis = try await SharedBrokers.shared.redisServer()
         try await withTwoInstances({ try RedisBroker(url: redis.url) }) { a, b in
             try await CrossInstanceChecks.publishedOnBArrivesOnA(a, b)
         }
     }
 
     @Test func deliveryResumesAfterRedisRestarts() async throws {
-        let redis = try RedisProcess()
+        let redis = try await RedisProcess.start()  // its own: it is stopped and started again
         try await withTwoInstances({ try RedisBroker(url: redis.url) }) { a, b in
             try await CrossInstanceChecks.deliveryResumesAfterABrokerRestart(a, b, broker: redis)
         }
     }
 
     @Test func anInstanceSubscribesOnlyToTopicsWithLocalSubscribers() async throws {
-        let redis = try RedisProcess()
+        let redis = try await SharedBrokers.shared.redisServer()
         let probe = try await RedisConnection.connect(host: "127.0.0.1", port: redis.port)
+        let prefix = CrossInstanceChecks.uniqueTopic("subscriptions")
+        let topic = "\(prefix).lobby"
         try await withTwoInstances({ try RedisBroker(url: redis.url) }) { a, _ in
             func channels() async throws -> [String] {
-                let answer = try await probe.send(RedisCommand(["PUBSUB", "CHANNELS", "duplex:*"]))
+                let answer = try await probe.send(RedisCommand(["PUBSUB", "CHANNELS", "duplex:\(prefix)*"]))
                 guard case .array(let names?) = answer else { return [] }
                 return names.compactMap(\.string).sorted()
             }
             #expect(try await channels() == [])
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/chat.lobby")
-            try await eventually("the channel to be subscribed") { try await channels() == ["duplex:chat.lobby"] }
+            // The shared redis-server has other tests' channels: only this test's topics are looked at.
+            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/\(topic)")
+            try await eventually("the channel to be subscribed") { try await channels() == ["duplex:\(topic)"] }
             _ = try await ws.close()
             try await eventually("the channel to be unsubscribed") { try await channels() == [] }
         }
@@ -39,7 +42,7 @@ import Testing
     }
 
     @Test func aDatabaseIndexAndAPasswordAreUsed() async throws {
-        let redis = try RedisProcess()
+        let redis = try await RedisProcess.start()  // its own: the test sets a password
         let admin = try await RedisConnection.connect(host: "127.0.0.1", port: redis.port)
         try await admin.send(RedisCommand(["CONFIG", "SET", "requirepass", "s3cret"]))
         await admin.close()

@@ -20,28 +20,25 @@ import Testing
             directory.deleteLastPathComponent()
         }
         let binary = try #require(executable, "no duplex executable next to the tests: swift build --build-tests")
-        return try await Task.detached {
-            let process = Process()
-            process.executableURL = binary
-            process.arguments = arguments
-            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            let started = Date()
-            try process.run()
-            let killer = DispatchWorkItem { process.terminate() }
-            DispatchQueue.global().asyncAfter(deadline: .now() + 15, execute: killer)
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            while process.isRunning { usleep(10_000) }  // no waitUntilExit: it can hang off the main thread
-            killer.cancel()
-            return Outcome(status: process.terminationStatus, output: String(decoding: data, as: UTF8.self),
-                           seconds: Date().timeIntervalSince(started))
-        }.value
+        let folder = try BrokerBinaries.temporaryFolder("duplex-serve")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The environment goes through env(1): Foundation's Process takes it as a whole.
+        let variables = environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let started = ContinuousClock.now
+        let child = try await ChildProcess.launch("/usr/bin/env", variables + [binary.path] + arguments,
+                                                  log: folder.appendingPathComponent("output"))
+        var status = try await child.exitStatus(within: .seconds(15))
+        if status == nil {
+            child.signal(SIGKILL)
+            status = await child.exitStatus()
+        }
+        let elapsed = ContinuousClock.now - started
+        return Outcome(status: status ?? -1, output: child.output(last: 100_000),
+                       seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
     }
 
     @Test func anUnreachableBrokerExitsAtOnceWithAClearMessage() async throws {
-        let port = try BrokerBinaries.freePort()  // nothing listens there
+        let port = try await BrokerBinaries.freePort()  // nothing listens there
         let outcome = try await Self.duplex(["serve", "--port", "0", "--broker", "redis://:hunter2@127.0.0.1:\(port)"])
         #expect(outcome.status != 0)
         #expect(outcome.seconds < 10)
@@ -51,7 +48,7 @@ import Testing
     }
 
     @Test func anUnreachablePostgresExitsAtOnceWithAClearMessage() async throws {
-        let port = try BrokerBinaries.freePort()
+        let port = try await BrokerBinaries.freePort()
         let outcome = try await Self.duplex(["serve", "--port", "0", "--broker", "postgres://app:hunter2@127.0.0.1:\(port)/app"])
         #expect(outcome.status != 0)
         #expect(outcome.seconds < 10)
@@ -60,7 +57,7 @@ import Testing
     }
 
     @Test func aBrokerThatRefusesTheCredentialsExitsWithTheReason() async throws {
-        let redis = try RedisProcess()
+        let redis = try await SharedBrokers.shared.redisServer()
         let outcome = try await Self.duplex(["serve", "--port", "0"],
                                             environment: ["DUPLEX_BROKER": "redis://:hunter2@127.0.0.1:\(redis.port)/1"])
         #expect(outcome.status != 0)
