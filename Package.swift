@@ -22,8 +22,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
     targets: [
         // The WebSocket protocol, sans-I/O: no sockets, clocks, threads or event loops.
@@ -49,9 +52,12 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHTTPTypesHTTP2", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
         // Topics across servers through Redis: a small RESP2 client on SwiftNIO and `RedisBroker`.
@@ -87,6 +93,8 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ],
             // The demo app at `/` (index.html, app.js, style.css), read with Bundle.module.
             resources: [.copy("Resources")]
@@ -145,8 +153,48 @@ let package = Package(
             ],
             path: "Benchmarks/DuplexEchoServer"
         ),
+        // Benchmark-only: N WebSockets over one HTTP/2 connection or their own, through the public client
+        // API (docs/benchmarks.md, "WebSockets over HTTP/2").
+        .executableTarget(
+            name: "h2-bench",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ],
+            path: "Benchmarks/H2Bench"
+        ),
         // The Duplex client as the testee of Autobahn|Testsuite's fuzzing server (../shared/autobahn/test-client.sh).
         .executableTarget(name: "autobahn-client", dependencies: ["Duplex"], path: "Sources/AutobahnClient"),
+        // Examples/ (README there): each builds with the package and has its tests in ExamplesTests.
+        .executableTarget(
+            name: "chat-rooms",
+            dependencies: [
+                "Duplex",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/ChatRooms"
+        ),
+        .executableTarget(
+            name: "ticker-publisher",
+            dependencies: [
+                "Duplex",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Examples/TickerPublisher"
+        ),
+        .executableTarget(
+            name: "reconnecting-client",
+            dependencies: ["Duplex", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Examples/ReconnectingClient"
+        ),
+        .testTarget(
+            name: "ExamplesTests",
+            dependencies: ["chat-rooms", "ticker-publisher", "Duplex"]
+        ),
         .testTarget(
             name: "DuplexCoreTests",
             dependencies: ["DuplexCore", .product(name: "HTTPTypes", package: "swift-http-types")]

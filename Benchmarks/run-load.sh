@@ -61,8 +61,8 @@ OUT=$(cd "$OUT" && pwd)
 RESULTS="$OUT/results.txt"
 : >"$RESULTS"
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "run-load.sh: $*"; exit 1; }
+# shellcheck source=Benchmarks/bench-lib.sh
+source Benchmarks/bench-lib.sh
 
 # --- arguments -------------------------------------------------------------------------------
 ALL_WORKLOADS="W1 W2 W3 W4 W4P W5"
@@ -106,15 +106,8 @@ for s in $SERVERS; do
   [[ " ${PRODUCTS[*]:-} " == *" $p "* ]] || PRODUCTS+=("$p")
 done
 mkdir -p "$SCRATCH"
-if [ -z "${SKIP_BUILD:-}" ]; then
-  for p in "${PRODUCTS[@]}"; do
-    log "building $p (release, scratch path $SCRATCH) ..."
-    swift build -c release --scratch-path "$SCRATCH" --product "$p" >&2 || die "swift build of $p failed"
-  done
-fi
-if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$SCRATCH/wsload" ]; then
-  OUT="$SCRATCH" sh ../shared/loadgen/build.sh >/dev/null || die "building wsload (../shared/loadgen/build.sh) failed"
-fi
+[ -n "${SKIP_BUILD:-}" ] || build_release "$SCRATCH" "${PRODUCTS[@]}"
+if [ -z "${SKIP_BUILD:-}" ] || [ ! -x "$SCRATCH/wsload" ]; then build_wsload "$SCRATCH"; fi
 WSLOAD="$SCRATCH/wsload"
 [ -x "$WSLOAD" ] || die "missing $WSLOAD"
 for p in "${PRODUCTS[@]}"; do [ -x "$BIN/$p" ] || die "missing $BIN/$p (run without SKIP_BUILD)"; done
@@ -126,33 +119,9 @@ if [[ " $WORKLOADS " == *" W4"* ]] && [ "$(ulimit -n)" != unlimited ] && [ "$(ul
 fi
 
 # --- processes -------------------------------------------------------------------------------
-PIDS=()
-cleanup() {
-  local pid
-  for pid in "${PIDS[@]:-}"; do [ -n "$pid" ] && kill "$pid" 2>/dev/null || true; done
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] || continue
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
-  done
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-forget() {  # forget PID: drop it from PIDS
-  local kept=() p
-  for p in "${PIDS[@]:-}"; do [ "$p" = "$1" ] || kept+=("$p"); done
-  PIDS=("${kept[@]:-}")
-}
-
-stop() {  # stop PID: SIGTERM, up to 15 s, then SIGKILL
-  local pid=$1
-  kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -9 "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-  forget "$pid"
-}
 
 # Other sessions' builds compete for the two CPUs. With the scheduler's autogroups (one per session)
 # plain nice does not help across sessions: as root, each server and wsload runs in a session of its
@@ -179,7 +148,6 @@ boost() {  # boost PID: raise the priority of PID's autogroup (its own session, 
   log "warning: $1 is still in this script's autogroup; not boosted"
 }
 
-port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 NEXT_PORT=$PORT_BASE
 SERVER_PID=
@@ -216,8 +184,6 @@ start_server() {  # start_server SERVER LOGFILE: a fresh server on a fresh port;
   die "server $server did not start"
 }
 
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" <<<" $1" | head -1; }  # field LINE KEY: value of KEY=value
 nstat_now() {  # "overflows synretrans", absolute, system-wide (the history file is left alone)
   if command -v nstat >/dev/null; then
     nstat -asz TcpExtListenOverflows TcpExtTCPSynRetrans 2>/dev/null |

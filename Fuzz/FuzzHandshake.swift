@@ -6,8 +6,12 @@
 // NIO's HTTPTypes bridge drops it). As over HTTP/1.1, the first Host field is the request's
 // authority; a method that is not a token skips the server's checks.
 // Checks:
-// - ServerHandshake.validate (with a 2 KiB header limit) never crashes; a request that
-//   validates has GET, HTTP/1.1+, one non-empty Host (the authority, no Host field left), the upgrade tokens, version 13 and
+// - ServerHandshake.validate (with a 2 KiB header limit), on the request as NIO's HTTPTypes
+//   bridge makes it from NIOHTTP1's request head: it accepts exactly when an independent reading
+//   of RFC 6455 §4.2.1 does, and rejects with that reading's first broken rule and its status
+//   (405 with Allow: GET, 426 with Sec-WebSocket-Version: 13, 400 with it for a missing
+//   version, 431, else 400); a request that validates has GET, HTTP/1.1+, one non-empty Host
+//   (the authority, no Host field left), the upgrade tokens, version 13 and
 //   exactly one Sec-WebSocket-Key field whose value is a valid key; its 101 response (with
 //   permessage-deflate and the first subprotocol accepted) satisfies a ClientHandshake with
 //   the same key, and the two negotiated deflate codecs interoperate;
@@ -18,35 +22,6 @@
 //   correct Sec-WebSocket-Accept and no unoffered subprotocol or extension.
 import HTTPTypes
 import NIOCore
-
-let fixedKey = "dGhlIHNhbXBsZSBub25jZQ=="
-let fixedAccept = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
-
-func splitLines(_ bytes: [UInt8]) -> [String] {
-    var lines: [String] = []
-    var start = 0
-    var i = 0
-    while i + 1 < bytes.count {
-        if bytes[i] == 0x0D && bytes[i + 1] == 0x0A {
-            lines.append(String(decoding: bytes[start..<i], as: UTF8.self))
-            i += 2
-            start = i
-        } else {
-            i += 1
-        }
-    }
-    lines.append(String(decoding: bytes[start...], as: UTF8.self))
-    return lines
-}
-
-/// Independent of Base64.decode: 22 base64 characters then "==" (16 bytes).
-func looksLikeKey(_ key: String) -> Bool {
-    let chars = Array(key.utf8)
-    guard chars.count == 24, chars[22] == UInt8(ascii: "="), chars[23] == UInt8(ascii: "=") else { return false }
-    return chars[..<22].allSatisfy { c in
-        (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39) || c == 0x2B || c == 0x2F
-    }
-}
 
 func checkExtensionValue(_ value: String) {
     guard let offers = try? ExtensionOffer.parse([value]) else { return }
@@ -67,16 +42,54 @@ func checkExtensionValue(_ value: String) {
     }
 }
 
+/// The first rule of RFC 6455 §4.2.1 (in the order the server checks them) that `request`
+/// breaks, read independently of ServerHandshake; nil for a valid upgrade request.
+func referenceServerVerdict(_ request: HTTPRequest, version: (major: Int, minor: Int)) -> String? {
+    let headers = request.headerFields
+    let host = request.authority.map { 4 + 2 + $0.utf8.count + 2 } ?? 0
+    let size = headers.reduce(host) { $0 + $1.name.rawName.utf8.count + 2 + $1.value.utf8.count + 2 }
+    if size > 2048 { return "headersTooLarge" }
+    if Array(request.method.rawValue.utf8) != Array("GET".utf8) { return "methodNotGet" }
+    if version.major < 1 || version.major == 1 && version.minor < 1 { return "httpVersionTooOld" }
+    if (request.authority ?? "").utf8.isEmpty || !referenceValues(headers, "Host").isEmpty { return "missingHost" }
+    if !referenceContainsToken(headers, "Upgrade", "websocket") { return "missingUpgrade" }
+    if !referenceContainsToken(headers, "Connection", "upgrade") { return "missingConnectionUpgrade" }
+    let keys = referenceValues(headers, "Sec-WebSocket-Key")
+    if keys.count != 1 || !looksLikeKey(referenceTrim(keys[0])) { return "invalidKey" }
+    let versions = referenceElements(headers, "Sec-WebSocket-Version")
+    if versions.isEmpty { return "missingVersion" }
+    if versions != ["13"] { return "unsupportedVersion" }
+    let tokenBytes = Set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ".utf8)
+    if !referenceElements(headers, "Sec-WebSocket-Protocol").allSatisfy({ $0.utf8.allSatisfy(tokenBytes.contains) }) {
+        return "malformedSubprotocols"
+    }
+    if (try? ExtensionOffer.parse(referenceValues(headers, "Sec-WebSocket-Extensions"))) == nil { return "malformedExtensions" }
+    return nil
+}
+
 func checkServer(_ request: HTTPRequest, version: (major: Int, minor: Int)) {
     let result = ServerHandshake.validate(request, httpVersion: version, maxHeaderBytes: 2048)
+    let expected = referenceServerVerdict(request, version: version)
     let upgrade: ServerHandshake.UpgradeRequest
     switch result {
     case .failure(let error):
-        _ = ServerHandshake.rejection(for: error)
-        fuzzCheck([400, 405, 426, 431].contains(error.status.code), "status \(error.status)")
+        fuzzCheck(verdictName(error) == expected, "rejected with \(error), the reference says \(expected ?? "valid")")
+        let extra = ServerHandshake.rejection(for: error)
+        switch error {
+        case .methodNotGet:
+            fuzzCheck(error.status.code == 405 && extra == [.allow: "GET"], "405 without Allow: GET")
+        case .unsupportedVersion, .missingVersion:
+            fuzzCheck(error.status.code == (expected == "missingVersion" ? 400 : 426) && extra == [.secWebSocketVersion: "13"],
+                      "\(error.status) for \(error) with \(extra)")
+        case .headersTooLarge:
+            fuzzCheck(error.status.code == 431 && extra.isEmpty, "\(error.status) for \(error)")
+        default:
+            fuzzCheck(error.status.code == 400 && extra.isEmpty, "\(error.status) for \(error)")
+        }
         _ = error.description
         return
     case .success(let value):
+        fuzzCheck(expected == nil, "accepted, the reference says \(expected!)")
         upgrade = value
     }
     let headers = request.headerFields
@@ -161,12 +174,7 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
             minor = numbers.count > 1 ? Int(numbers[1]) ?? 0 : 0
         }
     }
-    var headers = HTTPFields()
-    for line in lines where !line.isEmpty {
-        let colon = line.firstIndex(of: ":")
-        guard let name = HTTPField.Name(String(line[..<(colon ?? line.endIndex)])) else { continue }
-        headers.append(HTTPField(name: name, value: colon.map { String(line[line.index(after: $0)...]) } ?? ""))
-    }
+    let headers = httpFields(lines)
     for field in headers { checkExtensionValue(field.value) }
     checkClient(headers)
     // Over HTTP/1.1 the first Host field is the authority.

@@ -7,12 +7,18 @@ Prints, one per line:
   object <path> the object files of DuplexCore's dependency closure (Swift modules and C
                 targets), found by following each module command's inputs. DuplexCore's own
                 objects are left out: the fuzzers compile its sources, instrumented.
-Usage: manifest.py MANIFEST TRIPLE CONFIG
+Usage: manifest.py MANIFEST TRIPLE CONFIG [FLAGS_MODULE [ROOT,ROOT... [EXCLUDED,EXCLUDED...]]]
+  (defaults: DuplexCore, DuplexCore, DuplexCore). The network targets (Fuzz/Net) take the flags
+  of Duplex and the objects of Duplex's and NIOEmbedded's closure without Duplex and DuplexCore,
+  which they compile themselves, instrumented.
 """
 import json
 import sys
 
 manifest, triple, config = sys.argv[1:4]
+flags_module = sys.argv[4] if len(sys.argv) > 4 else "DuplexCore"
+roots = sys.argv[5].split(",") if len(sys.argv) > 5 else ["DuplexCore"]
+excluded = set(sys.argv[6].split(",")) if len(sys.argv) > 6 else {"DuplexCore"}
 lines = open(manifest).read().splitlines()
 
 
@@ -31,7 +37,7 @@ def field(command, name):
     sys.exit(f"manifest.py: no {name} for module {command}")
 
 
-args = field("DuplexCore", "args")
+args = field(flags_module, "args")
 i = 0
 while i < len(args):
     a = args[i]
@@ -44,18 +50,18 @@ while i < len(args):
         print("flag", a)
     i += 1
 
-objects, seen, todo = set(), set(), ["DuplexCore"]
+objects, seen, todo = set(), set(), list(roots)
 while todo:
     module = todo.pop()
     if module in seen:
         continue
     seen.add(module)
-    if module != "DuplexCore":
+    if module not in excluded:
         objects.update(o for o in field(module, "outputs") if o.endswith(".o"))
     for path in field(module, "inputs"):
         if path.endswith(".swiftmodule"):
             todo.append(path.rsplit("/", 1)[1][: -len(".swiftmodule")])
-        elif path.endswith(".o"):
+        elif path.endswith(".o") and not any(f"/{m}.build/" in path for m in excluded):
             objects.add(path)
 for o in sorted(objects):
     print("object", o)

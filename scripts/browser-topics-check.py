@@ -7,7 +7,8 @@ pages see the room's size, a message typed and sent in page A shows in page B an
 message sent with POST /publish/chat.R shows in both, and the ticker updates (the counter grows
 and a price changes). Before that it checks that the server has the topic interface the app
 uses (WebSocket /topics/NAME, GET /topics, POST /publish/NAME, the ticker) and says what is
-missing. With --screenshot it saves page A at 1200x900 afterwards; docs/demo.png is made with
+missing. Then three pages force one transport each (?transport=websocket|sse|longpoll, the
+fallbacks of /duplex.js) in one room: each shows its transport, and all see each other's messages. With --screenshot it saves page A at 1200x900 afterwards; docs/demo.png is made with
   "$(scripts/interop-venv.sh)" scripts/browser-topics-check.py http://127.0.0.1:8080 --room lobby --screenshot docs/demo.png
 while `duplex serve` runs (Chromium's own --screenshot flag would shoot before any ticker update:
 its virtual time does not wait for WebSocket messages).
@@ -151,7 +152,8 @@ class Browser:
         target = json_or_none(body) if status == 200 else None
         if not isinstance(target, dict) or "webSocketDebuggerUrl" not in target:
             raise Failure(f"DevTools /json/new answered {status} {body[:120]!r}")
-        page = Page(name, await websockets.connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10))
+        page = Page(name, await websockets.connect(target["webSocketDebuggerUrl"], max_size=None, open_timeout=10),
+                    close_url=f"{self.endpoint}/json/close/{target['id']}")
         await page.call("Runtime.enable")
         await page.call("Page.enable")
         return page
@@ -169,9 +171,10 @@ class Browser:
 class Page:
     """One DevTools target: calls by id, and the page's uncaught exceptions as they come."""
 
-    def __init__(self, name, ws):
+    def __init__(self, name, ws, close_url=None):
         self.name = name
         self.ws = ws
+        self.close_url = close_url
         self.next_id = 0
         self.pending = {}
         self.exceptions = []
@@ -249,8 +252,23 @@ class Page:
                         f"{nick}'s message {text!r} did not show in #chat-log", timeout)
 
     async def close(self):
+        """Closes the tab too: an open tab keeps its connections (a browser allows 6 per host over
+        HTTP/1.1, and each SSE stream or pending poll holds one)."""
         self.reader.cancel()
         await self.ws.close()
+        if self.close_url:
+            http("GET", self.close_url)
+
+
+def raise_page_exceptions(pages):
+    for page in pages:
+        if page.exceptions:
+            raise Failure(f"page {page.name} threw: {page.exceptions}")
+
+
+async def close_pages(pages):
+    for page in pages:
+        await page.close()
 
 
 PRICES = "JSON.stringify([...document.querySelectorAll('#ticker-table tbody tr')].map(r => [r.dataset.symbol, r.querySelector('.price')?.textContent]))"
@@ -310,12 +328,71 @@ async def check_pages(browser, server, room, screenshot):
                 f.write(base64.b64decode(shot["data"]))
             say(f"screenshot of page A: {screenshot}")
 
-        for page in pages:
-            if page.exceptions:
-                raise Failure(f"page {page.name} threw: {page.exceptions}")
+        raise_page_exceptions(pages)
     finally:
+        await close_pages(pages)
+
+
+TRANSPORTS = ("websocket", "sse", "longpoll")
+
+
+async def check_transports(browser, server, room):
+    """The chat with each transport forced (?transport=...), three pages in one room: each
+    page's status names its transport, and a message from each shows in all three."""
+    pages = [await browser.new_page(transport) for transport in TRANSPORTS]
+    try:
+        for page, transport in zip(pages, TRANSPORTS):
+            await page.open(f"{server}/?room={room}&nick={transport}-user&transport={transport}")
+        for page, transport in zip(pages, TRANSPORTS):
+            await page.wait(f"document.getElementById('chat-status').className === 'open' && "
+                            f"document.getElementById('chat-status').textContent.endsWith({json.dumps(transport)})",
+                            f"#chat-status did not become open over {transport}", 20)
+            await page.wait(f"document.getElementById('ticker-status').textContent.endsWith({json.dumps(transport)})",
+                            f"#ticker-status did not open over {transport}", 20)
         for page in pages:
-            await page.close()
+            await page.wait("document.getElementById('room-count').textContent === '3'",
+                            f"#room-count did not show 3 (three pages in chat.{room})")
+        say(f"three pages in chat.{room}, over {', '.join(TRANSPORTS)}, each with its transport in its status")
+        token = secrets.token_hex(2)
+        for page, transport in zip(pages, TRANSPORTS):
+            await page.send_chat(f"over {transport} ({token})")
+        for page in pages:
+            for transport in TRANSPORTS:
+                await page.wait_for_chat(f"{transport}-user", f"over {transport} ({token})", 15)
+        say("a message from each of the websocket, sse and longpoll pages showed in all three")
+        for page in pages:
+            await page.wait(f"({UPDATES}) >= 2", "the ticker did not update", 15)
+        say("the ticker updates over each transport")
+        raise_page_exceptions(pages)
+    finally:
+        await close_pages(pages)
+
+
+# A WebSocket that never gets through (as behind a proxy that strips Upgrade): it closes 1006
+# before it opened. Installed before the page's own scripts run.
+BROKEN_WEBSOCKET = """window.WebSocket = class extends EventTarget {
+    constructor(url) { super(); this.url = url; this.readyState = 0;
+        setTimeout(() => { this.readyState = 3; this.onclose?.({ code: 1006, reason: "", wasClean: false }); }, 50); }
+    send() { throw new DOMException("not open", "InvalidStateError"); }
+    close() {}
+};"""
+
+
+async def check_fallback(browser, server, room):
+    """Without a working WebSocket, duplex.js falls back to SSE by itself and the chat works."""
+    page = await browser.new_page("no-websocket")
+    try:
+        await page.call("Page.addScriptToEvaluateOnNewDocument", source=BROKEN_WEBSOCKET)
+        await page.open(f"{server}/?room={room}&nick=fallback-user")
+        await page.wait("document.getElementById('chat-status').textContent === 'open · sse'",
+                        "#chat-status did not fall back to sse", 20)
+        token = secrets.token_hex(2)
+        await page.send_chat(f"fell back ({token})")
+        await page.wait_for_chat("fallback-user", f"fell back ({token})", 15)
+        say("with a WebSocket that closes before it opens, the page fell back to SSE and chats")
+        raise_page_exceptions([page])
+    finally:
+        await close_pages([page])
 
 
 async def main():
@@ -340,6 +417,8 @@ async def main():
     try:
         browser.start()
         await check_pages(browser, server, args.room, args.screenshot)
+        await check_transports(browser, server, args.room + "-x")
+        await check_fallback(browser, server, args.room + "-f")
     except Failure as failure:
         say(f"FAILED: {failure}")
         return 1

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# interop-venv.sh [VENV_DIR] - make (once) a venv with Python's `websockets`, the interop peer
-# of the tests, and print its python's path. Default VENV_DIR: .venv-interop at the repo root.
+# interop-venv.sh [VENV_DIR] - make (once) a venv with the interop peers of the tests, and print its
+# python's path: Python's `websockets`, and `h2` with `wsproto` (the HTTP/2 WebSocket client of
+# scripts/h2-websocket-client.py, RFC 8441). Default VENV_DIR: .venv-interop at the repo root.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${1:-${DUPLEX_INTEROP_VENV:-$ROOT/.venv-interop}}"
 VERSION="17.4"
-if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import websockets, sys; sys.exit(websockets.__version__ != '$VERSION')" 2>/dev/null; then
-  python3 -m venv "$VENV" >&2
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "websockets==$VERSION" >&2
+H2_VERSION="4.4.1"
+WSPROTO_VERSION="1.3.2"
+check="import websockets, h2, wsproto, sys, importlib.metadata as m; sys.exit(websockets.__version__ != '$VERSION' or m.version('h2') != '$H2_VERSION' or m.version('wsproto') != '$WSPROTO_VERSION')"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "$check" 2>/dev/null; then
+  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" >&2
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "websockets==$VERSION" "h2==$H2_VERSION" "wsproto==$WSPROTO_VERSION" >&2
 fi
 echo "$VENV/bin/python"

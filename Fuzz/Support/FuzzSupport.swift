@@ -8,6 +8,11 @@ import Glibc
 import Darwin
 #endif
 import NIOCore
+#if FUZZ_NET
+// Fuzz/Net's targets import DuplexCore (built by Fuzz/run.sh with -enable-testing); the others
+// are compiled in one module with its sources.
+@testable import DuplexCore
+#endif
 
 /// Fails the run with a message when an invariant does not hold. libFuzzer then saves the input.
 @inline(never)

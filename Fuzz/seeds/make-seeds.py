@@ -113,6 +113,67 @@ write(fh, "response-deflate", ("Upgrade: websocket\r\nConnection: keep-alive, Up
                                "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
                                "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9; client_max_window_bits=10\r\n").encode())
 
+# FuzzExtensions: [server config] [client config] [flags] [values, one a line]
+fe = "FuzzExtensions"
+write(fe, "browser-offer", bytes([0x00, 0x00, 0x00]) + b"permessage-deflate; client_max_window_bits")
+write(fe, "two-offers", bytes([0x0D, 0x40, 0x00]) + b"permessage-deflate; client_max_window_bits; server_max_window_bits=10, "
+      b"permessage-deflate\r\nx-test")
+write(fe, "quoted-and-flags", bytes([0x23, 0x03, 0x01]) + b"permessage-deflate; server_no_context_takeover; "
+      b"client_no_context_takeover; client_max_window_bits=\"12\"")
+write(fe, "responses", bytes([0xE2, 0x87, 0x02]) + b"permessage-deflate; server_max_window_bits=9; client_max_window_bits=10\r\n"
+      b"permessage-deflate; server_no_context_takeover; server_max_window_bits=8")
+write(fe, "invalid-then-valid", bytes([0x04, 0x20, 0x00]) + b"permessage-deflate; server_max_window_bits=08, "
+      b"permessage-deflate; client_max_window_bits=16, permessage-deflate; Server_Max_Window_Bits=15\r\n, ,x-webkit-deflate-frame")
+write(fe, "duplicate", bytes([0x18, 0x61, 0x03]) + b"PerMessage-Deflate; client_no_context_takeover; client_no_context_takeover, "
+      b"x-test; a=b, X-Test")
+
+# FuzzClientHandshake: [config] [deflate config] [status line, then fields]
+fch = "FuzzClientHandshake"
+RESPONSE = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n")
+write(fch, "rfc-response", bytes([0x00, 0x00]) + RESPONSE.encode())
+write(fch, "subprotocol", bytes([0x02, 0x00]) + (RESPONSE + "Sec-WebSocket-Protocol: superchat\r\n").encode())
+write(fch, "deflate", bytes([0x05, 0x00]) + (RESPONSE + "Sec-WebSocket-Protocol: chat\r\n"
+                                               "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=12\r\n").encode())
+write(fch, "deflate-and-test", bytes([0x0C, 0xE3]) + (RESPONSE + "Sec-WebSocket-Extensions: permessage-deflate; "
+                                                       "server_no_context_takeover; client_no_context_takeover; server_max_window_bits=9, x-test\r\n").encode())
+write(fch, "rsv-conflict", bytes([0x14, 0x00]) + (RESPONSE + "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                                                   "Sec-WebSocket-Extensions: x-test\r\n").encode())
+write(fch, "other-key", bytes([0x21, 0x00]) + ("HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nconnection: keep-alive, upgrade\r\n"
+                                               "sec-websocket-accept:  HSmrc0sMlYUkAGmm5OPpG2HaGWk= \r\nsec-websocket-protocol: chat\r\n").encode())
+write(fch, "not-101", bytes([0x00, 0x00]) + b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n")
+
+# FuzzTimers: [flags] [ping interval] [pong timeout] [idle timeout] [close timeout] [op, argument]...
+# Durations: (v & 63) units of 1 us, 1 ms, 100 ms, 1 h (v >> 6); 0 is "not set".
+ft = "FuzzTimers"
+T_ADV, T_START, T_FIRE, T_AT_DEADLINE, T_PONG, T_PING, T_TEXT, T_CLOSE_IN, T_CLOSE, T_APP_PING, T_SEND, T_BAD, T_PONG_UNTIMED, T_GONE, T_SPLIT_PONG = range(15)
+
+
+def program(*ops):
+    return bytes(x for op in ops for x in op)
+
+
+MS = lambda n: 0x40 | n  # noqa: E731
+write(ft, "keepalive-answered", bytes([0x02, MS(10), MS(5), 0, 0]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_ADV, MS(2)), (T_PONG, 0), (T_AT_DEADLINE, 0), (T_PONG, 0), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0)))
+write(ft, "pong-timeout-close", bytes([0x02, MS(10), MS(5), 0, MS(20)]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0), (T_TEXT, 3), (T_AT_DEADLINE, 0), (T_GONE, 0)))
+write(ft, "pong-timeout-drop", bytes([0x06, MS(1), MS(1), 0, 0]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_ADV, 0x80 | 1), (T_FIRE, 0), (T_PONG, 0)))
+write(ft, "idle", bytes([0x02, 0, MS(1), MS(50), MS(30)]) + program(
+    (T_START, 0), (T_ADV, MS(10)), (T_TEXT, 2), (T_AT_DEADLINE, 0), (T_ADV, MS(45)), (T_FIRE, 0), (T_AT_DEADLINE, 0), (T_CLOSE_IN, 0)))
+write(ft, "application-pings", bytes([0x02, MS(20), MS(10), 0, 0]) + program(
+    (T_START, 0), (T_APP_PING, 1), (T_ADV, MS(1)), (T_APP_PING, 2), (T_APP_PING, 2), (T_ADV, MS(3)), (T_PONG, 1), (T_APP_PING, 0xF1),
+    (T_AT_DEADLINE, 0), (T_SPLIT_PONG, MS(2)), (T_APP_PING, 0xFE), (T_PONG_UNTIMED, 0)))
+write(ft, "client-close", bytes([0x03, MS(5), MS(5), MS(40), MS(25)]) + program(
+    (T_START, 0), (T_APP_PING, 7), (T_ADV, MS(1)), (T_CLOSE, 0), (T_SEND, 0), (T_PING, 2), (T_CLOSE_IN, 0), (T_AT_DEADLINE, 0), (T_GONE, 0)))
+write(ft, "client-peer-closes-first", bytes([0x01, 0, MS(1), 0, MS(8)]) + program(
+    (T_START, 0), (T_CLOSE_IN, 1), (T_ADV, MS(3)), (T_FIRE, 0), (T_AT_DEADLINE, 0)))
+write(ft, "saturating-clock", bytes([0x22, 0xFF, 0xFF, 0xFF, 0xFF]) + program(
+    (T_START, 0), (T_ADV, 0xC0 | 63), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0), (T_CLOSE, 0x03), (T_CLOSE, 2), (T_AT_DEADLINE, 0)))
+write(ft, "zero-durations", bytes([0x1A, 0x80, 0x00, 0xC0, 0x40]) + program(
+    (T_START, 0), (T_AT_DEADLINE, 0), (T_AT_DEADLINE, 0), (T_BAD, 0), (T_FIRE, 0)))
+
 # FuzzInflate: [config] [split seed] [bytes]
 fi = "FuzzInflate"
 write(fi, "rfc-hello", bytes([0x07, 0x01]) + HELLO_DEFLATED)
@@ -122,3 +183,37 @@ write(fi, "text-w15", bytes([0x07, 0x02]) + deflate(TEXT * 2))
 write(fi, "text-w9", bytes([0x19, 0x03]) + deflate(TEXT * 2, 9))
 write(fi, "bomb", bytes([0x07, 0x03]) + deflate(bytes(300000)))
 write(fi, "plain-text", bytes([0x27, 0x02]) + TEXT)
+
+# FuzzHTTPServer: [config: bit 0 a 256-byte header limit, bit 1 a 64-byte body limit] [split seed] [bytes]
+fhs = "FuzzHTTPServer"
+WS_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+
+
+def request(line, *fields, body=b""):
+    return (line + "\r\n" + "".join(f + "\r\n" for f in fields) + "\r\n").encode() + body
+
+
+UPGRADE = ("Host: example.com", "Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Key: " + WS_KEY,
+           "Sec-WebSocket-Version: 13")
+write(fhs, "upgrade-echo", bytes([0x00, 0x01]) + request(
+    "GET /echo?x=1 HTTP/1.1", *UPGRADE, "Sec-WebSocket-Protocol: superchat, chat",
+    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits")
+    + masked(0x1, b"Hello") + masked(0x8, close_payload(1000)))
+write(fhs, "upgrade-room-origin", bytes([0x00, 0x02]) + request(
+    "GET /rooms/lobby HTTP/1.1", *UPGRADE, "Origin: https://chat.example.com") + masked(0x9, b"ping"))
+write(fhs, "upgrade-room-bad-origin", bytes([0x00, 0x03]) + request(
+    "GET /rooms/lobby HTTP/1.1", *UPGRADE, "Origin: https://evil.example.org"))
+write(fhs, "upgrade-files", bytes([0x00, 0x00]) + request("GET /files/a.txt/raw HTTP/1.1", *UPGRADE))
+write(fhs, "plain-at-endpoint", bytes([0x00, 0x02]) + request("GET /echo HTTP/1.1", "Host: example.com"))
+write(fhs, "pipelined-not-found", bytes([0x00, 0x03]) + request("GET / HTTP/1.1", "Host: a")
+      + request("HEAD /nothing HTTP/1.1", "Host: a") + request("GET /echo HTTP/1.0"))
+write(fhs, "post-upgrade", bytes([0x00, 0x02]) + request("POST /echo HTTP/1.1", *UPGRADE, "Content-Length: 3", body=b"abc"))
+write(fhs, "version-14", bytes([0x00, 0x01]) + request("GET /echo HTTP/1.1", *UPGRADE[:4], "Sec-WebSocket-Version: 14"))
+write(fhs, "http10-upgrade", bytes([0x00, 0x01]) + request("GET /echo HTTP/1.0", *UPGRADE))
+write(fhs, "body-too-large", bytes([0x02, 0x02]) + request(
+    "POST /upload HTTP/1.1", "Host: a", "Expect: 100-continue", "Content-Length: 100") + bytes(100))
+write(fhs, "chunked-body", bytes([0x02, 0x01]) + request(
+    "POST /upload HTTP/1.1", "Host: a", "Transfer-Encoding: chunked") + b"40\r\n" + bytes(64) + b"\r\n1\r\nx\r\n0\r\n\r\n")
+write(fhs, "headers-too-large", bytes([0x01, 0x03]) + request("GET /echo HTTP/1.1", *UPGRADE, "Cookie: " + "c" * 300))
+write(fhs, "garbage", bytes([0x00, 0x00]) + b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03GET / HTTP/1.1\r\n\r\n")
+write(fhs, "other-upgrade", bytes([0x00, 0x01]) + request("GET /echo HTTP/1.1", "Host: a", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings"))

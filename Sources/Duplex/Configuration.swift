@@ -6,7 +6,8 @@ import NIOCore
 /// Every limit and timer has a default suited to a public-facing server; set any of them to
 /// change it. The protocol core decides every time rule; the connection's event loop tells it the time.
 public struct WebSocketConfiguration: Sendable {
-    /// Frame and message size limits (default 16 MiB each). Over a limit: close 1009.
+    /// Frame and message size limits (default 1 MiB each; ``Limits/large`` for the 16 MiB of
+    /// earlier versions). Over a limit: close 1009.
     public var limits: Limits
     /// Answer pings automatically. Default: true.
     public var autoPong: Bool
@@ -32,12 +33,34 @@ public struct WebSocketConfiguration: Sendable {
     public var outboundHardLimit: Int
     /// What happens to a send past ``outboundHardLimit``.
     public var backpressurePolicy: BackpressurePolicy
-    /// Received messages the application has not consumed yet (async API) before the connection
-    /// stops reading from its socket. Default: 16.
+    /// Received messages the async API holds for ``WebSocket/messages`` before the connection
+    /// may stop reading its socket. Default: 16.
+    ///
+    /// Past it, the connection keeps reading while the unread messages total less than
+    /// ``inboundQueueBytes``, so that control frames are still processed while data messages
+    /// wait: pings are answered, pongs satisfy the keepalive, a close frame completes the closing
+    /// handshake. Reads stop once both are reached (TCP backpressure on the peer; its control
+    /// frames then wait behind the unread messages, and a keepalive pong that waits there times
+    /// the connection out) and resume when the application has read half of either. Unread
+    /// messages are kept in order, never dropped, until the connection ends; those still unread
+    /// when the handler returns are discarded. Worst case per connection:
+    /// `max(inboundQueueSize × maxMessageSize, inboundQueueBytes + maxMessageSize)` bytes plus
+    /// one socket read.
     public var inboundQueueSize: Int
+    /// The bytes of unread messages (payload plus 64 bytes of bookkeeping
+    /// each) up to which the connection keeps reading once ``inboundQueueSize`` messages
+    /// wait. Default: 1 MiB.
+    public var inboundQueueBytes: Int
     /// Split outgoing messages into frames of at most this many payload bytes; nil sends each
     /// message as one frame. Default: nil.
     public var fragmentSize: Int?
+    /// Something to call for every ping and pong the connection receives, on the connection's
+    /// event loop; nil (the default) calls nothing. Not an `init` parameter: set it on a value.
+    ///
+    /// For tools and diagnostics (`duplex connect --show-control` prints them): the connection
+    /// answers pings and matches pongs to ``WebSocket/ping(_:)`` by itself either way. The
+    /// closure runs on the event loop, so it must not block.
+    public var onControlFrame: (@Sendable (ReceivedControlFrame) -> Void)?
 
     /// What a connection does when the peer fails to answer a keepalive ping in time.
     public enum TimeoutAction: Sendable, Hashable {
@@ -69,11 +92,12 @@ public struct WebSocketConfiguration: Sendable {
         outboundHardLimit: Int = 16 << 20,
         backpressurePolicy: BackpressurePolicy = .close(.tryAgainLater),
         inboundQueueSize: Int = 16,
+        inboundQueueBytes: Int = 1 << 20,
         fragmentSize: Int? = nil
     ) {
         precondition(outboundLowWaterMark <= outboundHighWaterMark && outboundHighWaterMark <= outboundHardLimit,
                      "water marks must satisfy low <= high <= hard limit")
-        precondition(inboundQueueSize > 0, "inboundQueueSize must be positive")
+        precondition(inboundQueueSize > 0 && inboundQueueBytes > 0, "inbound queue limits must be positive")
         self.limits = limits
         self.autoPong = autoPong
         self.pingInterval = pingInterval
@@ -86,6 +110,7 @@ public struct WebSocketConfiguration: Sendable {
         self.outboundHardLimit = outboundHardLimit
         self.backpressurePolicy = backpressurePolicy
         self.inboundQueueSize = inboundQueueSize
+        self.inboundQueueBytes = inboundQueueBytes
         self.fragmentSize = fragmentSize
     }
 

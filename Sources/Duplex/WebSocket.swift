@@ -17,8 +17,9 @@ import NIOCore
 /// cleanly and throws ``WebSocketError/closed(_:)`` when the connection fails or drops.
 ///
 /// Backpressure: ``send(_:)`` suspends while the connection's outbound buffer is over its
-/// high-water mark, and the connection stops reading from its socket while
-/// ``WebSocketConfiguration/inboundQueueSize`` received messages wait in ``messages``.
+/// high-water mark, and the connection stops reading from its socket once
+/// ``WebSocketConfiguration/inboundQueueSize`` received messages totalling
+/// ``WebSocketConfiguration/inboundQueueBytes`` wait in ``messages``.
 public final class WebSocket: Sendable {
     /// The event loop the connection runs on.
     public let eventLoop: any EventLoop
@@ -56,6 +57,13 @@ public final class WebSocket: Sendable {
 
     /// Received messages, in order (single consumer). On a connection served by callbacks,
     /// messages go to `onMessage` and this sequence only ends when the connection does.
+    ///
+    /// Messages not read yet wait here, in order, none dropped. A connection that never reads
+    /// them (a handler that only sends) still answers pings, counts pongs and completes a
+    /// closing handshake while they total less than ``WebSocketConfiguration/inboundQueueBytes``
+    /// (or fewer than ``WebSocketConfiguration/inboundQueueSize`` wait); past both it stops
+    /// reading its socket until they are read. Messages still unread when a server handler
+    /// returns, or when the connection ends and nobody iterates, are discarded.
     public var messages: WebSocketMessages { WebSocketMessages(queue: queue, socket: self) }
 
     func recordClose(_ frame: CloseFrame) {

@@ -1,7 +1,9 @@
 import ArgumentParser
+import Duplex
 import DuplexCore
 import NIOCore
 import NIOPosix
+import NIOSSL
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -16,8 +18,9 @@ struct Bench: AsyncParsableCommand {
         discussion: """
             `duplex bench URL ...` is `duplex bench echo URL ...`.
 
-            Only ws:// (no TLS): run it on the same machine as the server, over loopback, pinned to another \
-            CPU than the server (taskset) so that the server is the bottleneck.
+            ws:// or wss:// (--insecure / -k accepts a self-signed certificate, --ca trusts a CA file). Run \
+            it on the same machine as the server, over loopback, pinned to another CPU than the server \
+            (taskset) so that the server is the bottleneck.
             """,
         subcommands: [BenchEcho.self, BenchFanout.self],
         defaultSubcommand: BenchEcho.self
@@ -30,6 +33,28 @@ struct BenchRunOptions: ParsableArguments {
     @Option(help: "Seconds of load before counting starts.") var warmup = 1.0
     @Option(help: "Event loop threads of the generator.") var threads = 1
     @Option(help: "Connections being set up at the same time.") var connectConcurrency = 100
+    @Flag(name: [.customShort("k"), .long], help: "wss://: accept any server certificate, self-signed included.")
+    var insecure = false
+    @Option(name: .customLong("ca"), help: "wss://: a PEM file of CA certificates to trust instead of the system's.")
+    var caFile: String?
+
+    /// The endpoint for a ws:// or wss:// URL, with the TLS context of these options for wss://.
+    func endpoint(_ url: String, maxFrameSize: Int) throws -> BenchEndpoint {
+        let parsed: WebSocketURL
+        do {
+            parsed = try WebSocketURL(url)
+        } catch {
+            throw ValidationError("duplex bench takes a ws:// or wss:// URL: \(url): \(error)")
+        }
+        guard parsed.isSecure else { return BenchEndpoint(parsed, maxFrameSize: maxFrameSize) }
+        var tls = WebSocketClientConfiguration.TLS(certificateVerification: insecure ? .none : .fullVerification)
+        if let caFile { tls.trustRoots = .file(caFile) }
+        do {
+            return BenchEndpoint(parsed, maxFrameSize: maxFrameSize, tls: try NIOSSLContext(configuration: tls.makeTLSConfiguration()))
+        } catch {
+            throw ValidationError("cannot set up TLS for \(url): \(error)")
+        }
+    }
 
     func validate() throws {
         guard duration > 0, warmup >= 0, threads > 0, connectConcurrency > 0
@@ -64,7 +89,7 @@ struct BenchEcho: AsyncParsableCommand {
         }
     }
 
-    @Argument(help: "ws:// URL of an echo endpoint, e.g. ws://127.0.0.1:8080/echo.") var url: String
+    @Argument(help: "ws:// or wss:// URL of an echo endpoint, e.g. ws://127.0.0.1:8080/echo.") var url: String
     @Option(help: "Connections.") var connections = 100
     @Option(help: "Message size in bytes.") var size = 16
     @OptionGroup var options: BenchRunOptions
@@ -77,11 +102,10 @@ struct BenchEcho: AsyncParsableCommand {
         guard connections > 0, size >= 0, pipeline > 0
         else { throw ValidationError("counts and durations must be positive") }
         if let idle, idle <= 0 { throw ValidationError("--idle must be positive") }
-        _ = try BenchTarget(url)
+        _ = try options.endpoint(url, maxFrameSize: 0)
     }
 
     func run() async throws {
-        let target = try BenchTarget(url)
         let limit = Bench.raiseFileLimit()
         let wanted = idle ?? connections
         if Int(limit) < wanted + 64 {
@@ -92,7 +116,7 @@ struct BenchEcho: AsyncParsableCommand {
         case .text: payload = ByteBuffer(repeating: UInt8(ascii: "x"), count: size)
         case .binary: payload = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) })
         }
-        let endpoint = BenchEndpoint(target, maxFrameSize: max(size, 125) + 1024)
+        let endpoint = try options.endpoint(url, maxFrameSize: max(size, 125) + 1024)
         let workload = EchoWorkload(opcode: kind == .text ? .text : .binary, payload: payload, pipeline: pipeline)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
         do {
@@ -227,41 +251,5 @@ extension Bench {
             i -= 3
         }
         return String(digits)
-    }
-}
-
-/// Where `duplex bench` connects: a ws:// URL.
-struct BenchTarget: Sendable {
-    var host: String
-    var port: Int
-    var path: String
-
-    init(_ url: String) throws {
-        guard url.hasPrefix("ws://") else {
-            throw ValidationError("duplex bench takes a ws:// URL (no TLS): \(url)")
-        }
-        let rest = url.dropFirst(5)
-        let slash = rest.firstIndex(of: "/") ?? rest.endIndex
-        let authority = rest[..<slash]
-        path = slash < rest.endIndex ? String(rest[slash...]) : "/"
-        var hostPart = Substring(authority)
-        var portPart: Substring?
-        if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw ValidationError("bad host in \(url)") }
-            hostPart = authority[authority.index(after: authority.startIndex)..<close]
-            let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { portPart = after.dropFirst() }
-        } else if let colon = authority.lastIndex(of: ":") {
-            hostPart = authority[..<colon]
-            portPart = authority[authority.index(after: colon)...]
-        }
-        guard !hostPart.isEmpty else { throw ValidationError("no host in \(url)") }
-        host = String(hostPart)
-        if let portPart {
-            guard let p = Int(portPart), (1...65535).contains(p) else { throw ValidationError("bad port in \(url)") }
-            port = p
-        } else {
-            port = 80
-        }
     }
 }

@@ -1,24 +1,30 @@
+import Duplex
 import DuplexCore
 import HTTPTypes
 import NIOCore
+import NIOSSL
 
-/// Where every connection of a run connects, and the largest frame it accepts.
+/// Where every connection of a run connects (a ws:// or wss:// URL), with TLS for wss://, and the
+/// largest frame it accepts.
 struct BenchEndpoint: Sendable {
     var host: String
     var port: Int
     var path: String
+    var hostHeader: String
     var maxFrameSize: Int
+    /// The TLS context of a wss:// endpoint; nil for ws://.
+    var tls: NIOSSLContext?
+    /// The name sent in SNI and checked against the certificate: the host, unless it is an IP literal.
+    var serverName: String?
 
-    init(_ target: BenchTarget, maxFrameSize: Int) {
-        host = target.host
-        port = target.port
-        path = target.path
+    init(_ url: WebSocketURL, maxFrameSize: Int, tls: NIOSSLContext? = nil) {
+        host = url.host
+        port = url.port
+        path = url.requestTarget
+        hostHeader = url.hostHeader
         self.maxFrameSize = maxFrameSize
-    }
-
-    var hostHeader: String {
-        let h = host.contains(":") ? "[\(host)]" : host
-        return port == 80 ? h : "\(h):\(port)"
+        self.tls = url.isSecure ? tls : nil
+        serverName = url.isIPAddress ? nil : url.host
     }
 }
 

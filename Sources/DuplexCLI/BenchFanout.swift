@@ -34,8 +34,8 @@ struct BenchFanout: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "ws:// URL of the subscribers' endpoint, e.g. ws://127.0.0.1:8080/topics/bench.") var url: String
-    @Option(help: "ws:// URL the publisher connects to (default: URL).") var publishURL: String?
+    @Argument(help: "ws:// or wss:// URL of the subscribers' endpoint, e.g. ws://127.0.0.1:8080/topics/bench.") var url: String
+    @Option(help: "ws:// or wss:// URL the publisher connects to (default: URL).") var publishURL: String?
     @Option(help: "Subscriber connections.") var connections = 1000
     @Option(help: "Messages published per second.") var rate = 100.0
     @Option(help: "Bytes per message (at least the t=... s=... prefix).") var size = 100
@@ -49,14 +49,15 @@ struct BenchFanout: AsyncParsableCommand {
         guard connections > 0 else { throw ValidationError("--connections must be positive") }
         guard rate > 0, rate.isFinite else { throw ValidationError("--rate must be positive") }
         guard size >= 0, size <= 16 << 20 else { throw ValidationError("--size must be 0...16 MiB") }
-        _ = try BenchTarget(url)
-        if let publishURL { _ = try BenchTarget(publishURL) }
+        _ = try options.endpoint(url, maxFrameSize: 0)
+        if let publishURL { _ = try options.endpoint(publishURL, maxFrameSize: 0) }
     }
 
     func run() async throws {
         let out = BenchOutput(json: json)
-        let subscribe = try BenchTarget(url)
-        let publish = try BenchTarget(publishURL ?? url)
+        let maxFrame = max(size, 125) + 1024
+        let subscribe = try options.endpoint(url, maxFrameSize: maxFrame)
+        let publish = try options.endpoint(publishURL ?? url, maxFrameSize: maxFrame)
         let sources: BenchSources?
         do {
             sources = try BenchSources.plan(count: connections, host: subscribe.host)
@@ -72,13 +73,12 @@ struct BenchFanout: AsyncParsableCommand {
                 fewer --connections
                 """)
         }
-        let maxFrame = max(size, 125) + 1024
         let subscribers = MultiThreadedEventLoopGroup(numberOfThreads: options.threads)
         let publisher = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let report: FanoutReport
         do {
             report = try await run(
-                subscribe: BenchEndpoint(subscribe, maxFrameSize: maxFrame), publish: BenchEndpoint(publish, maxFrameSize: maxFrame),
+                subscribe: subscribe, publish: publish,
                 sources: sources, subscribers: subscribers, publisher: publisher, out: out
             )
         } catch {

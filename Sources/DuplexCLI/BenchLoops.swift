@@ -1,5 +1,6 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -90,6 +91,11 @@ struct BenchLoops<State: BenchLoop>: Sendable {
             _ = try await bootstrap
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        if let tls = endpoint.tls {
+                            try channel.pipeline.syncOperations.addHandler(
+                                NIOSSLClientHandler(context: tls, serverHostname: endpoint.serverName)
+                            )
+                        }
                         let handler = make(state.value, upgraded, channel.eventLoop)
                         try channel.pipeline.syncOperations.addHandler(handler)
                     }

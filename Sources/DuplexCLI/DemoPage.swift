@@ -16,6 +16,8 @@ enum DemoPage {
         Asset(path: "/", file: "index.html", contentType: "text/html; charset=utf-8"),
         Asset(path: "/demo/app.js", file: "app.js", contentType: "text/javascript; charset=utf-8"),
         Asset(path: "/demo/style.css", file: "style.css", contentType: "text/css; charset=utf-8"),
+        // The browser client with HTTP fallbacks, for any page (the demo uses it).
+        Asset(path: "/duplex.js", file: "duplex.js", contentType: "text/javascript; charset=utf-8"),
     ]
 
     /// Registers a GET route per asset.

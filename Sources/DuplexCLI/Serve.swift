@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Prometheus
 import ServiceLifecycle
 #if canImport(Glibc)
 import Glibc
@@ -21,6 +22,10 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Port to listen on (0 picks a free one).") var port = 8080
     @Option(help: "PEM certificate chain for wss:// (with --tls-key).") var tlsCert: String?
     @Option(help: "PEM private key for wss:// (with --tls-cert).") var tlsKey: String?
+    @Flag(inversion: .prefixedNo, help: "With TLS: offer HTTP/2 through ALPN (h2, then http/1.1): WebSockets as HTTP/2 streams (RFC 8441).")
+    var http2 = true
+    @Flag(help: "On a plain port: speak HTTP/2 to clients that open with its preface (h2c, prior knowledge).")
+    var h2c = false
     @Option(help: "Largest message in bytes (close 1009 over it).") var maxMessageSize = Limits.default.maxMessageSize
     @Option(help: "Largest frame payload in bytes (close 1009 over it).") var maxFrameSize = Limits.default.maxFrameSize
     @Option(help: "Seconds between keepalive pings (0 turns them off).") var pingInterval = 30.0
@@ -42,6 +47,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "Event loop threads (default: one per core, NIO's shared group).") var threads: Int?
     @Option(help: "Seconds between the simulated ticker's prices on topic `ticker` (0 turns it off).")
     var tickerInterval = 0.5
+    @Flag(help: "Serve Prometheus metrics at GET /metrics (swift-prometheus as the swift-metrics backend).")
+    var metrics = false
     @Option(help: ArgumentHelp("Broker that carries topics to other instances: redis://[:PASS@]HOST[:PORT][/DB] or postgres://USER:PASS@HOST[:PORT]/DB (default: $DUPLEX_BROKER; none: this instance only).",
                                valueName: "url"))
     var broker: String?
@@ -74,6 +81,8 @@ struct Serve: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "duplex.serve")
+        // Before the server exists: its metrics bind to the backend when they are made.
+        let registry = metrics ? MetricsRoute.bootstrap() : nil
 
         let webSocket = WebSocketConfiguration(
             limits: Limits(maxFrameSize: maxFrameSize, maxMessageSize: maxMessageSize),
@@ -85,16 +94,18 @@ struct Serve: AsyncParsableCommand {
             outboundLowWaterMark: highWaterMark / 4,
             outboundHardLimit: hardLimit
         )
-        let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!) }
+        let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!, http2: http2) }
         let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
         let reference = ServerReference()
         let fanoutReference = FanoutReference()
         var router = Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
-                                 server: reference)
+                                 server: reference, metrics: registry)
         BrokerSetup.registerHealth(on: &router, fanout: fanoutReference)
+        var configuration = WebSocketServer.Configuration(host: host, port: port, tls: tls, webSocket: webSocket,
+                                                          handshakeTimeout: .seconds(handshakeTimeout))
+        configuration.http2.priorKnowledgeCleartext = h2c
         let server = WebSocketServer(
-            configuration: .init(host: host, port: port, tls: tls, webSocket: webSocket,
-                                 handshakeTimeout: .seconds(handshakeTimeout)),
+            configuration: configuration,
             router: router,
             group: eventLoops,
             logger: logger
@@ -123,7 +134,10 @@ struct Serve: AsyncParsableCommand {
         print("duplex serve: listening on \(scheme)://\(authority)/ (demo page)")
         print("duplex serve: echo endpoint \(wsScheme)://\(authority)/echo")
         print("duplex serve: topics \(wsScheme)://\(authority)/topics/NAME, POST \(scheme)://\(authority)/publish/NAME, GET \(scheme)://\(authority)/topics")
-        print("duplex serve: health check \(scheme)://\(authority)/healthz")
+        print("duplex serve: SSE and long-polling fallbacks at every endpoint (docs/fallbacks.md), browser client \(scheme)://\(authority)/duplex.js;"
+              + " curl -N -H 'Accept: text/event-stream' \(scheme)://\(authority)/topics/NAME")
+        print("duplex serve: health check \(scheme)://\(authority)/healthz, transports \(scheme)://\(authority)/stats/transports")
+        if registry != nil { print("duplex serve: Prometheus metrics \(scheme)://\(authority)/metrics") }
         if let fanout {
             print("duplex serve: topics shared through \(fanout.broker.redactedDescription) as node \(fanout.node)")
         }
@@ -147,13 +161,16 @@ struct Serve: AsyncParsableCommand {
         )
     }
 
-    static func router(extensions: [any ServerExtensionNegotiator] = [], server: ServerReference = ServerReference()) -> WebSocketRouter {
+    static func router(extensions: [any ServerExtensionNegotiator] = [], server: ServerReference = ServerReference(),
+                       metrics: PrometheusCollectorRegistry? = nil) -> WebSocketRouter {
         var router = WebSocketRouter()
+        if let metrics { MetricsRoute.register(on: &router, registry: metrics) }
         TopicRoutes.register(on: &router, server: server, extensions: extensions)
         router.webSocket("/echo", WebSocketEndpoint(extensions: extensions, callbacks: WebSocketCallbacks(onMessage: { ws, data in
             ws.send(data)
         })))
         DemoPage.register(in: &router)
+        TransportRoutes.register(on: &router, server: server)
         return router
     }
 }

@@ -37,7 +37,7 @@ import Testing
         ["bench", "fanout", "http://127.0.0.1:9/"],
         ["bench", "fanout", "ws://127.0.0.1:9/", "--rate", "0"],
         ["bench", "fanout", "ws://127.0.0.1:9/", "--connections", "0"],
-        ["bench", "fanout", "ws://127.0.0.1:9/", "--publish-url", "wss://127.0.0.1:9/"],
+        ["bench", "fanout", "ws://127.0.0.1:9/", "--publish-url", "https://127.0.0.1:9/"],
         ["bench", "ws://127.0.0.1:9/", "--duration", "0"],
     ])
     func invalidOptionsAreRefused(arguments: [String]) {

@@ -1,7 +1,9 @@
 import Duplex
+import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Testing
 @testable import DuplexCLI
 
@@ -15,7 +17,7 @@ import Testing
         let server = WebSocketServer(configuration: .init(host: "127.0.0.1", port: 0), router: router)
         let port = try #require(try await server.start().port)
         do {
-            try await body(BenchEndpoint(try BenchTarget("ws://127.0.0.1:\(port)/s"), maxFrameSize: 1 << 16))
+            try await body(BenchEndpoint(try WebSocketURL("ws://127.0.0.1:\(port)/s"), maxFrameSize: 1 << 16))
         } catch {
             await server.shutdown(gracePeriod: .milliseconds(100))
             throw error
@@ -84,4 +86,66 @@ import Testing
             }
         }
     }
+
+    @Test func wssConnectionsOpenOverTLS() async throws {
+        let certificate = try BenchTestCertificate.make()
+        defer { certificate.remove() }
+        var router = WebSocketRouter()
+        let opened = NIOLockedValueBox(0)
+        router.webSocket("/s", WebSocketEndpoint(callbacks: WebSocketCallbacks(
+            onOpen: { _ in opened.withLockedValue { $0 += 1 } }, onMessage: { _, _ in }
+        )))
+        let tls = try TLSConfiguration.duplexServer(certificatePath: certificate.certificatePath, privateKeyPath: certificate.keyPath)
+        let server = WebSocketServer(configuration: .init(host: "127.0.0.1", port: 0, tls: tls), router: router)
+        let port = try #require(try await server.start().port)
+        defer { Task { await server.shutdown(gracePeriod: .milliseconds(100)) } }
+        let url = "wss://localhost:\(port)/s"
+
+        // Trusting the certificate's own file as the CA: verified, SNI and name check on "localhost".
+        let trusted = try BenchRunOptions.parse(["--ca", certificate.certificatePath]).endpoint(url, maxFrameSize: 1 << 16)
+        #expect(trusted.tls != nil && trusted.serverName == "localhost")
+        try await Self.withSubscribers(3, to: trusted) { _, opening in
+            #expect(opening.opened == 3, "\(opening.firstError ?? "")")
+        }
+        #expect(opened.withLockedValue { $0 } == 3)
+
+        // With -k the self-signed certificate is accepted without a CA.
+        let insecure = try BenchRunOptions.parse(["-k"]).endpoint(url, maxFrameSize: 1 << 16)
+        try await Self.withSubscribers(2, to: insecure) { _, opening in
+            #expect(opening.opened == 2, "\(opening.firstError ?? "")")
+        }
+
+        // Without either, the system trust store refuses it: no connection opens.
+        let strict = try BenchRunOptions.parse([]).endpoint(url, maxFrameSize: 1 << 16)
+        try await Self.withSubscribers(1, to: strict) { _, opening in
+            #expect(opening.opened == 0)
+            #expect(opening.firstError != nil)
+        }
+        #expect(opened.withLockedValue { $0 } == 5)
+    }
+}
+
+/// A self-signed certificate for `localhost` and 127.0.0.1 made with the `openssl` command.
+struct BenchTestCertificate {
+    let directory: URL
+    var certificatePath: String { directory.appendingPathComponent("cert.pem").path }
+    var keyPath: String { directory.appendingPathComponent("key.pem").path }
+
+    static func make() throws -> BenchTestCertificate {
+        let made = BenchTestCertificate(directory: FileManager.default.temporaryDirectory.appendingPathComponent("duplex-bench-tls-\(UUID().uuidString)"))
+        try FileManager.default.createDirectory(at: made.directory, withIntermediateDirectories: true)
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        openssl.arguments = ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                             "-keyout", made.keyPath, "-out", made.certificatePath, "-days", "1", "-subj", "/CN=localhost",
+                             "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        openssl.standardOutput = FileHandle.nullDevice
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        guard openssl.terminationStatus == 0 else { throw BenchError.handshake("openssl exited with \(openssl.terminationStatus)") }
+        return made
+    }
+
+    func remove() { try? FileManager.default.removeItem(at: directory) }
 }

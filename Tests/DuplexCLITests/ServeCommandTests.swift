@@ -37,9 +37,17 @@ import Testing
         #expect(try Serve.parse(["--no-deflate"]).deflate == false)
     }
 
+    @Test func http2Options() throws {
+        let defaults = try Serve.parse([])
+        #expect(defaults.http2, "with TLS, h2 is offered by default")
+        #expect(!defaults.h2c, "h2c is off by default")
+        #expect(try Serve.parse(["--no-http2"]).http2 == false)
+        #expect(try Serve.parse(["--h2c"]).h2c)
+    }
+
     @Test func demoAppIsServedFromTheBundle() throws {
         let responses = Dictionary(uniqueKeysWithValues: DemoPage.responses().map { ($0.path, $0.response) })
-        let types = ["/": "text/html", "/demo/app.js": "text/javascript", "/demo/style.css": "text/css"]
+        let types = ["/": "text/html", "/demo/app.js": "text/javascript", "/demo/style.css": "text/css", "/duplex.js": "text/javascript"]
         for (path, type) in types {
             let response = try #require(responses[path], "no route for \(path)")
             #expect(response.status == .ok, "\(path): \(String(buffer: response.body))")
@@ -47,8 +55,10 @@ import Testing
             #expect(response.body.readableBytes > 0)
         }
         let page = String(buffer: try #require(responses["/"]).body)
-        #expect(page.contains("src=\"/demo/app.js\"") && page.contains("href=\"/demo/style.css\""))
+        #expect(page.contains("src=\"/demo/app.js\"") && page.contains("href=\"/demo/style.css\"") && page.contains("src=\"/duplex.js\""))
         let app = String(buffer: try #require(responses["/demo/app.js"]).body)
-        #expect(app.contains("\"/echo\"") && app.contains("\"/topics/ticker\"") && app.contains("new WebSocket("))
+        #expect(app.contains("\"/echo\"") && app.contains("\"/topics/ticker\"") && app.contains("new DuplexSocket("))
+        let client = String(buffer: try #require(responses["/duplex.js"]).body)
+        #expect(client.contains("new WebSocket(") && client.contains("new EventSource(") && client.contains("transport=\" + this.transport"))
     }
 }

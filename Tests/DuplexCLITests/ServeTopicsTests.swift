@@ -60,28 +60,39 @@ import Testing
 
     @Test func pythonWebsocketsClientsSubscribeAndPublish() async throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let venv = try Self.run("/bin/bash", [root.appendingPathComponent("scripts/interop-venv.sh").path], in: root)
+        let venv = try await Self.run("/bin/bash", [root.appendingPathComponent("scripts/interop-venv.sh").path], in: root)
         let python = try #require(venv.output.split(separator: "\n").last.map(String.init))
         try await Self.withServe { port, _ in
             let script = root.appendingPathComponent("Tests/Interop/websockets_topics_check.py").path
-            let outcome = try await Task.detached { try Self.run(python, [script, "http://127.0.0.1:\(port)"], in: root) }.value
+            let outcome = try await Self.run(python, [script, "http://127.0.0.1:\(port)"], in: root)
             #expect(outcome.status == 0, "\(outcome.output)")
             #expect(outcome.output.contains("RESULT: OK"), "\(outcome.output)")
         }
     }
 
-    /// Runs a process to its end (bounded by the script's own timeouts) and returns its status and output.
-    static func run(_ executable: String, _ arguments: [String], in directory: URL) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = directory
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    /// Runs a process to its end (bounded by the script's own timeouts) and returns its status and
+    /// output. The blocking reads and the wait run on a thread of their own: on a cooperative
+    /// thread (two of them on a 2-core machine) they would stall every other test's tasks.
+    static func run(_ executable: String, _ arguments: [String], in directory: URL) async throws -> (status: Int32, output: String) {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread {
+                let process = Process()
+                process.executableURL = URL(fileURLWithPath: executable)
+                process.arguments = arguments
+                process.currentDirectoryURL = directory
+                let pipe = Pipe()
+                process.standardOutput = pipe
+                process.standardError = pipe
+                do {
+                    try process.run()
+                } catch {
+                    continuation.resume(throwing: error)
+                    return
+                }
+                let data = pipe.fileHandleForReading.readDataToEndOfFile()
+                process.waitUntilExit()
+                continuation.resume(returning: (process.terminationStatus, String(decoding: data, as: UTF8.self)))
+            }.start()
+        }
     }
 }

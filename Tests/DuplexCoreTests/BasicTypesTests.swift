@@ -5,8 +5,9 @@ import Testing
 /// Limits, FrameHeader sizes, opcodes and reserved bits.
 @Suite struct BasicTypesTests {
     @Test func limitsDefaults() {
-        #expect(Limits.default.maxFrameSize == 16 * 1024 * 1024)
-        #expect(Limits.default.maxMessageSize == 16 * 1024 * 1024)
+        #expect(Limits.default.maxFrameSize == 1024 * 1024)
+        #expect(Limits.default.maxMessageSize == 1024 * 1024)
+        #expect(Limits.large == Limits(maxFrameSize: 16 * 1024 * 1024, maxMessageSize: 16 * 1024 * 1024))
         #expect(Limits() == .default)
         let custom = Limits(maxFrameSize: 10, maxMessageSize: 20)
         #expect(custom.maxFrameSize == 10 && custom.maxMessageSize == 20)

@@ -148,6 +148,9 @@ import Testing
         ("permessage-deflate; server_no_context_takeover; server_no_context_takeover", nil),
         ("permessage-deflate; server_max_window_bits", nil),
         ("permessage-deflate; server_max_window_bits=08", nil),
+        // 1*DIGIT: no sign (found by FuzzExtensions; `Int("+9")` is 9).
+        ("permessage-deflate; server_max_window_bits=+9", nil),
+        ("permessage-deflate; client_max_window_bits=+10", nil),
         ("permessage-deflate; server_max_window_bits=7", nil),
         ("permessage-deflate; client_no_context_takeover=1", nil),
         ("x-webkit-deflate-frame", nil),

@@ -237,12 +237,12 @@ extension Frame {
 private func timers(pingInterval: TimeAmount? = nil, pongTimeout: TimeAmount = .seconds(5),
                     pongTimeoutAction: WebSocketConfiguration.TimeoutAction = .close(.internalError),
                     idleTimeout: TimeAmount? = nil, closeTimeout: TimeAmount = .seconds(3),
-                    outboundHighWaterMark: Int = 1 << 20, inboundQueueSize: Int = 16,
+                    outboundHighWaterMark: Int = 1 << 20, inboundQueueSize: Int = 16, inboundQueueBytes: Int = 1 << 20,
                     limits: Limits = .default) -> WebSocketConfiguration {
     WebSocketConfiguration(limits: limits, pingInterval: pingInterval, pongTimeout: pongTimeout,
                            pongTimeoutAction: pongTimeoutAction, idleTimeout: idleTimeout, closeTimeout: closeTimeout,
                            outboundHighWaterMark: outboundHighWaterMark, outboundLowWaterMark: outboundHighWaterMark / 4,
-                           inboundQueueSize: inboundQueueSize)
+                           inboundQueueSize: inboundQueueSize, inboundQueueBytes: inboundQueueBytes)
 }
 
 // MARK: - Time rules
@@ -581,7 +581,8 @@ enum Violation: String, CaseIterable, Sendable {
     }
 
     @Test func aFullInboundQueueHoldsReadsUntilTheConsumerTakesEnough() throws {
-        let h = try DriverHarness(timers(inboundQueueSize: 4), api: .task)
+        // A byte budget of 1: every message is over it, so the count decides.
+        let h = try DriverHarness(timers(inboundQueueSize: 4, inboundQueueBytes: 1), api: .task)
         defer { h.finish() }
         // As NIO's autoRead does: a read after each read batch.
         for index in 1...3 {
@@ -613,10 +614,45 @@ enum Violation: String, CaseIterable, Sendable {
         #expect(recorder.notes == ["m1", "m2", "m3", "m4", "m5"])
     }
 
+    /// Past `inboundQueueSize` unread messages, reads go on within `inboundQueueBytes`: a handler
+    /// that never reads still has its peer's pings answered; past both, reads are held.
+    @Test func readsGoOnPastTheQueueSizeWithinItsByteBudget() throws {
+        let h = try DriverHarness(timers(inboundQueueSize: 2, inboundQueueBytes: 1000), api: .task)
+        defer { h.finish() }
+        // One-byte messages cost 65 bytes each: 15 are 975 bytes, under the budget.
+        for index in 1...15 {
+            try h.receive(text: "x")
+            h.channel.read()
+            #expect(h.counter.reads == index)
+        }
+        try h.receive(DriverHarness.clientFrame(.ping, ByteBuffer(string: "there?")))
+        #expect(try h.written() == [.pong(ByteBuffer(string: "there?"))])
+        h.channel.read()
+        #expect(h.counter.reads == 16)
+        try h.receive(text: "x")  // 1040 bytes in 16 messages: over both
+        h.channel.read()
+        #expect(h.counter.reads == 16)  // held
+        // The consumer takes 8 (520 bytes left, over half the budget): still held; one more
+        // (455 bytes): the held read goes through.
+        let recorder = h.recorder
+        let take: (Int) -> HandlerStep = { count in
+            { ws in
+                var messages = ws.messages.makeAsyncIterator()
+                for _ in 0..<count { if case .text(let text) = try await messages.next() { recorder.notes.append(text) } }
+            }
+        }
+        h.step(take(8))
+        #expect(recorder.notes.count == 8)
+        #expect(h.counter.reads == 16)
+        h.step(take(1))
+        #expect(recorder.notes.count == 9)
+        #expect(h.counter.reads == 17)
+    }
+
     /// A handler that returned will never take the messages left in its queue: the reads they
     /// held go through again, so that the peer's answer to the server's close is read.
     @Test func aHandlerThatReturnsWithAFullQueueStillCompletesTheClosingHandshake() throws {
-        let h = try DriverHarness(timers(closeTimeout: .seconds(3), inboundQueueSize: 2), api: .task)
+        let h = try DriverHarness(timers(closeTimeout: .seconds(3), inboundQueueSize: 2, inboundQueueBytes: 1), api: .task)
         defer { h.finish() }
         try h.receive(text: "m1")
         h.channel.read()

@@ -10,10 +10,10 @@ import Testing
         var description: String { rawValue }
     }
 
-    static func router(_ api: API) -> WebSocketRouter {
+    static func router(_ api: API, limits: Limits = .default) -> WebSocketRouter {
         var router = WebSocketRouter()
-        router.webSocket("/echo", api == .async ? asyncEcho(configuration: quietConfiguration())
-                                                : callbackEcho(configuration: quietConfiguration()))
+        router.webSocket("/echo", api == .async ? asyncEcho(configuration: quietConfiguration(limits: limits))
+                                                : callbackEcho(configuration: quietConfiguration(limits: limits)))
         return router
     }
 
@@ -73,8 +73,8 @@ import Testing
     }
 
     @Test(arguments: API.allCases)
-    func sixteenMebibyteMessage(_ api: API) async throws {
-        try await withServer(Self.router(api)) { port, _ in
+    func sixteenMebibyteMessageWithTheLargeLimits(_ api: API) async throws {
+        try await withServer(Self.router(api, limits: .large)) { port, _ in
             let client = try await TestClient.webSocket(port: port)
             let big = patternBytes(16 << 20, seed: 9)
             try await client.sendBinary(big)

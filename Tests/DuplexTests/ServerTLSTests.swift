@@ -25,7 +25,7 @@ import Testing
         let (directory, certificatePath, keyPath) = try await Self.makeCertificate()
         defer { try? FileManager.default.removeItem(at: directory) }
         let tls = try TLSConfiguration.duplexServer(certificatePath: certificatePath, privateKeyPath: keyPath)
-        #expect(tls.applicationProtocols == ["http/1.1"])
+        #expect(tls.applicationProtocols == ["h2", "http/1.1"])
 
         var clientTLS = TLSConfiguration.makeClientConfiguration()
         clientTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificatePath))

@@ -310,7 +310,7 @@ final class TestClientHandler: ChannelInboundHandler {
             if expectsUpgrade && responseHead == nil, let head = Self.parseHead(&raw) {
                 responseHead = head
                 if head.status == 101 {
-                    parser = FrameParser(role: .client)
+                    parser = FrameParser(role: .client, maxFrameSize: Limits.large.maxFrameSize * 2)
                     parser!.append(raw)
                     raw.clear()
                     parseFrames()

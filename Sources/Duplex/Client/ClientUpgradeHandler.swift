@@ -13,7 +13,7 @@ import NIOHTTPTypesHTTP1
 ///
 /// It also owns the handshake's deadline and turns every way the attempt can end early (timeout,
 /// error, closed connection) into a failure of `promise`; the first one wins.
-final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler {
+final class ClientUpgradeHandler: ClientHandshakeHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPClientResponsePart
     typealias OutboundOut = HTTPClientRequestPart
 
@@ -31,12 +31,12 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
     private let webSocketConfiguration: WebSocketConfiguration
     private let promise: EventLoopPromise<WebSocket>
     private let application: WebSocketApplication
-    private let deadline: NIODeadline
+    let deadline: NIODeadline
     private let encoder: HTTPRequestEncoder
     private let decoder: ByteToMessageHandler<HTTPResponseDecoder>
-    private let logger: Logger
+    let logger: Logger
     private var state = State.waitingForActive
-    private var timeout: Scheduled<Void>?
+    var timeout: Scheduled<Void>?
     private var pendingReads: [NIOAny] = []
 
     /// - Parameters:
@@ -56,25 +56,7 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         self.logger = logger
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        timeout = context.eventLoop.assumeIsolated().scheduleTask(deadline: deadline) { [self] in
-            logger.debug("handshake timeout")
-            fail(WebSocketError.handshakeTimeout, context: context)
-        }
-        if context.channel.isActive { sendRequest(context: context) }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timeout?.cancel()
-        timeout = nil
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        sendRequest(context: context)
-        context.fireChannelActive()
-    }
-
-    private func sendRequest(context: ChannelHandlerContext) {
+    func sendRequest(context: ChannelHandlerContext) {
         guard case .waitingForActive = state else { return }
         state = .awaitingResponse
         let head: HTTPRequestHead
@@ -142,11 +124,8 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         state = .done
         timeout?.cancel()
         timeout = nil
-        let settings = ConnectionSettings(role: .client, configuration: webSocketConfiguration, metrics: .client, logger: logger)
-        let info = ConnectionInfo(connectionID: 0, subprotocol: result.subprotocol)
-        let connection = Connection(role: .client, configuration: settings.coreConfiguration, extensions: result.extensions)
-        let driver = ConnectionDriver(connection: connection, settings: settings, info: info, application: application,
-                                      eventLoop: context.eventLoop)
+        let driver = Self.makeDriver(result, configuration: webSocketConfiguration, application: application, logger: logger,
+                                     eventLoop: context.eventLoop)
         let handler = ChannelConnectionHandler(driver: driver)
         do {
             try context.pipeline.syncOperations.addHandler(handler, position: .after(self))
@@ -165,6 +144,16 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
+    /// The driver of a client connection whose handshake succeeded (over HTTP/1.1 or an HTTP/2 stream).
+    static func makeDriver(_ result: ClientHandshake.Result, configuration: WebSocketConfiguration,
+                           application: WebSocketApplication, logger: Logger, eventLoop: any EventLoop) -> ConnectionDriver {
+        let settings = ConnectionSettings(role: .client, configuration: configuration, metrics: .client, logger: logger)
+        let info = ConnectionInfo(connectionID: 0, subprotocol: result.subprotocol)
+        let connection = Connection(role: .client, configuration: settings.coreConfiguration, extensions: result.extensions)
+        return ConnectionDriver(connection: connection, settings: settings, info: info, application: application,
+                                eventLoop: eventLoop)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         logger.debug("handshake error", metadata: ["error": "\(error)"])
         fail(error, context: context)
@@ -179,7 +168,7 @@ final class ClientUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         context.fireChannelInactive()
     }
 
-    private func fail(_ error: any Error, context: ChannelHandlerContext) {
+    func fail(_ error: any Error, context: ChannelHandlerContext) {
         switch state {
         case .accepted(let result), .upgrading(let result):
             for ext in result.extensions { ext.shutdown() }

@@ -147,6 +147,7 @@ extension WebSocket {
         let webSocketConfiguration = configuration.webSocket
         let sslHandlerContext = sslContext
         let sni = serverName
+        let tunnelCheck = tunnelIdentity
 
         let bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(configuration.handshakeTimeout)
@@ -159,7 +160,7 @@ extension WebSocket {
                     }
                     if let sslHandlerContext {
                         try sync.addHandler(NIOSSLClientHandler(context: sslHandlerContext, serverHostname: sni))
-                        if let tunnelIdentity { try sync.addHandler(TunnelIdentityCheck(expected: tunnelIdentity)) }
+                        if let tunnelCheck { try sync.addHandler(TunnelIdentityCheck(expected: tunnelCheck)) }
                     }
                     let encoder = HTTPRequestEncoder()
                     let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
@@ -173,18 +174,20 @@ extension WebSocket {
                 }
             }
 
-        logger.debug("connecting")
-        let connected = bootstrap.connect(host: proxy?.host ?? url.host, port: proxy?.port ?? url.port)
-        connected.whenComplete { result in
-            switch result {
-            case .success(let channel):
-                // Whatever ends the attempt early (cancellation included) also closes the channel.
-                promise.futureResult.whenFailure { _ in channel.close(promise: nil) }
-            case .failure(let error):
-                if case .connectTimeout = error as? ChannelError {
-                    promise.fail(WebSocketError.handshakeTimeout)
-                } else {
-                    promise.fail(error)
+        if let h2 = try await HTTP2ClientPool.shared.connection(for: url, configuration: configuration, serverName: serverName,
+                                                                 viaProxy: proxy != nil, group: group, logger: logger) {
+            h2.openWebSocket(handshake: handshake, configuration: webSocketConfiguration, promise: promise,
+                             application: application, deadline: deadline, logger: connectionLogger)
+        } else {
+            logger.debug("connecting")
+            let connected = bootstrap.connect(host: proxy?.host ?? url.host, port: proxy?.port ?? url.port)
+            connected.whenComplete { result in
+                switch result {
+                case .success(let channel):
+                    // Whatever ends the attempt early (cancellation included) also closes the channel.
+                    promise.futureResult.whenFailure { _ in channel.close(promise: nil) }
+                case .failure(let error):
+                    promise.fail(clientConnectFailure(error))
                 }
             }
         }

@@ -38,6 +38,9 @@ public struct WebSocketClientConfiguration: Sendable {
     public var tls: TLS
     /// Whether and how to go through an HTTP proxy. Default: ``Proxy/environment``.
     public var proxy: Proxy
+    /// Whether a `wss://` WebSocket may be a stream of a shared HTTP/2 connection (RFC 8441).
+    /// Default: ``HTTP2Preference/never`` (HTTP/1.1 upgrades).
+    public var http2: HTTP2Preference = .never
 
     /// A configuration; every setting has a default (see each property).
     public init(

@@ -61,6 +61,7 @@ final class ApplicationBridge {
     private func makeQueue(_ driver: ConnectionDriver) -> InboundMessageQueue {
         let queue = InboundMessageQueue(
             size: driver.settings.configuration.inboundQueueSize,
+            bytes: driver.settings.configuration.inboundQueueBytes,
             producer: NIOLoopBound(driver, eventLoop: driver.eventLoop)
         )
         self.queue = queue

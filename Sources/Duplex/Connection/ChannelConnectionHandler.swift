@@ -4,14 +4,14 @@ import NIOCore
 /// role: the ``FrameSink`` of a ``ConnectionDriver``. It forwards reads, read completions,
 /// writability and the channel's end to the driver, writes and closes for it, and holds the
 /// channel's reads while the driver says it may not read.
-final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHandler, FrameSink {
+final class ChannelConnectionHandler: DriverChannelHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     let driver: ConnectionDriver
-    private var context: ChannelHandlerContext?
-    private var readHeld = false
+    var context: ChannelHandlerContext?
+    var heldRead = HeldRead()
     /// The channel's writability, as its last writability event said (NIO fires the event as
     /// soon as a write passes the high-water mark): read on every send and every delivery,
     /// where asking the channel costs an atomic load through the pipeline.
@@ -24,33 +24,12 @@ final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     // MARK: - Channel events
 
     func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
         writable = context.channel.isWritable
-        driver.start(sink: self)
-        if !context.channel.isActive {
-            // Added to a channel that already closed (a client whose server sent its last bytes
-            // and hung up during the upgrade): the bytes read so far are handed in first, in this tick.
-            context.eventLoop.assumeIsolated().execute { [driver] in driver.transportClosed() }
-        }
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        driver.transportClosed()
-        self.context = nil
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        driver.transportClosed()
-        context.fireChannelInactive()
+        startDriver(context: context)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         driver.receive(unwrapInboundIn(data))
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        driver.readComplete()
-        context.fireChannelReadComplete()
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
@@ -59,35 +38,7 @@ final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
         context.fireChannelWritabilityChanged()
     }
 
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if driver.settings.logger.logLevel <= .debug {
-            driver.logger.debug("connection error", metadata: ["error": "\(error)"])
-        }
-        context.close(promise: nil)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ServerShutdownEvent {
-            driver.startClose(code: .goingAway, reason: "server shutting down")
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-
-    func read(context: ChannelHandlerContext) {
-        if driver.mayRead {
-            context.read()
-        } else {
-            readHeld = true
-        }
-    }
-
     // MARK: - FrameSink
-
-    func readIfHeld() {
-        guard readHeld, let context else { return }
-        readHeld = false
-        context.read()
-    }
 
     func write(_ bytes: ByteBuffer) {
         context?.write(wrapOutboundOut(bytes), promise: nil)
@@ -118,7 +69,7 @@ final class ChannelConnectionHandler: ChannelDuplexHandler, RemovableChannelHand
     func applyWaterMarks(low: Int, high: Int) -> Bool {
         guard let context else { return false }
         let set: Void? = try? context.channel.syncOptions?.setOption(
-            ChannelOptions.writeBufferWaterMark, value: WriteBufferWaterMark(low: low, high: high)
+            ChannelOptions.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: low, high: high)
         )
         return set != nil
     }

@@ -172,9 +172,11 @@ final class ConnectionDriver: WebSocketTransport {
             deliver(WebSocketData(isText: true, bytes: bytes))
         case .binary(let bytes):
             deliver(WebSocketData(isText: false, bytes: bytes))
-        case .ping:
-            break  // answered by the core
-        case .pong:
+        case .ping(let payload):
+            // Answered by the core.
+            configuration.onControlFrame?(.ping(payload))
+        case .pong(let payload):
+            configuration.onControlFrame?(.pong(payload))
             // Matched by the core to the ping whose payload it carries (and every earlier one).
             while !pingWaiters.isEmpty, let answered = connection.nextAcknowledgedPing() {
                 guard let index = pingWaiters.firstIndex(where: { $0.payload == answered.payload }) else { continue }
@@ -384,6 +386,7 @@ final class ConnectionDriver: WebSocketTransport {
         writeOutbound()
         if sink.isWritable { return .sent }
         outbound.drainOwed = true
+        settings.metrics.sendBuffered()
         return .buffered
     }
 
@@ -468,7 +471,7 @@ struct PingWaiter {
 }
 
 /// When a connection holds its reads (inbound backpressure): the application's queue of
-/// received messages is full. (The other reason, an outbound buffer over its hard limit, is
+/// received messages is full, in messages and in bytes (see ``InboundMessageQueue``). (The other reason, an outbound buffer over its hard limit, is
 /// ``OutboundFlow``'s.)
 struct InboundFlow {
     var queueFull = false

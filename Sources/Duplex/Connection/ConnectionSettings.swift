@@ -66,14 +66,38 @@ struct ConnectionInfo: Sendable {
 /// name/value strings) rather than as an `HTTPRequest`, whose fields cost about twice as much
 /// per idle connection; ``routeRequest()`` converts it when the application asks for it.
 struct OpeningRequest: Sendable {
-    var head: HTTPRequestHead
-    var secure: Bool
+    /// How the request was read: NIO's HTTP/1 head (kept as it is, converted when asked for),
+    /// or an HTTP/2 request (already an `HTTPRequest`).
+    enum Head: Sendable {
+        case http1(HTTPRequestHead, secure: Bool)
+        case http2(HTTPRequest)
+    }
+
+    var head: Head
     var parameters: [String: String]
     var route: String
     var remoteAddress: SocketAddress?
 
+    init(head: HTTPRequestHead, secure: Bool, parameters: [String: String], route: String, remoteAddress: SocketAddress?) {
+        self.init(request: .http1(head, secure: secure), parameters: parameters, route: route, remoteAddress: remoteAddress)
+    }
+
+    init(request: Head, parameters: [String: String], route: String, remoteAddress: SocketAddress?) {
+        self.head = request
+        self.parameters = parameters
+        self.route = route
+        self.remoteAddress = remoteAddress
+    }
+
     func routeRequest() -> RouteRequest? {
-        guard let request = try? HTTPRequest(head, secure: secure, splitCookie: false) else { return nil }
+        let request: HTTPRequest
+        switch head {
+        case .http1(let head, let secure):
+            guard let converted = try? HTTPRequest(head, secure: secure, splitCookie: false) else { return nil }
+            request = converted
+        case .http2(let head):
+            request = head
+        }
         var routeRequest = RouteRequest(head: request, remoteAddress: remoteAddress)
         routeRequest.parameters = parameters
         routeRequest.route = route

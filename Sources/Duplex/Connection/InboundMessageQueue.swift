@@ -2,7 +2,13 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// The received messages of one async-API connection, waiting for their single consumer
-/// (``WebSocket/messages``), with a high/low water mark that holds the connection's reads.
+/// (``WebSocket/messages``), with high/low water marks that hold the connection's reads.
+///
+/// Reads are held only once the buffer reaches both its size in messages and its byte budget
+/// (``WebSocketConfiguration/inboundQueueSize``, ``WebSocketConfiguration/inboundQueueBytes``):
+/// a consumer that does not read (a handler that only sends) leaves the connection reading
+/// within the budget, so that its pings, pongs and close are still processed. They resume once
+/// the consumer took the buffer under half of either.
 ///
 /// The producer is the connection's driver on its event loop; the consumer is any task (in a
 /// server, usually the handler task running on that same loop). A message handed in while the
@@ -15,6 +21,8 @@ import NIOCore
 final class InboundMessageQueue: @unchecked Sendable {
     private let lock = NIOLock()
     private var buffer = CircularBuffer<WebSocketMessage>(initialCapacity: 2)
+    /// What the buffered messages cost: their payloads plus ``overhead`` each.
+    private var bufferedBytes = 0
     private var waiter: UnsafeContinuation<WebSocketMessage?, any Error>?
     private var ending: (any Error)??
     private var producerPaused = false
@@ -29,16 +37,41 @@ final class InboundMessageQueue: @unchecked Sendable {
     private var producer: NIOLoopBound<ConnectionDriver>?
     private let highWatermark: Int
     private let lowWatermark: Int
+    private let highByteWatermark: Int
+    private let lowByteWatermark: Int
 
-    init(size: Int, producer: NIOLoopBound<ConnectionDriver>) {
+    /// What a buffered message costs besides its payload (its enum, buffer header and slot), so
+    /// that empty messages count too.
+    static let overhead = 64
+
+    init(size: Int, bytes: Int, producer: NIOLoopBound<ConnectionDriver>) {
         self.highWatermark = size
         self.lowWatermark = max(size / 2, 1)
+        self.highByteWatermark = bytes
+        self.lowByteWatermark = bytes / 2
         self.producer = producer
+    }
+
+    private static func cost(_ message: WebSocketMessage) -> Int {
+        switch message {
+        case .text(let string): string.utf8.count + overhead
+        case .binary(let bytes): bytes.readableBytes + overhead
+        }
+    }
+
+    /// Takes the oldest buffered message (under `lock`), and says whether a paused producer
+    /// should now read again.
+    private func popFirst() -> (message: WebSocketMessage, resume: Bool)? {
+        guard let message = buffer.popFirst() else { return nil }
+        bufferedBytes -= Self.cost(message)
+        let resume = producerPaused && (buffer.count <= lowWatermark || bufferedBytes <= lowByteWatermark)
+        if resume { producerPaused = false }
+        return (message, resume)
     }
 
     // MARK: - Producer (the driver, on its event loop)
 
-    /// Hands a message in. Returns false when the buffer reached its high-water mark: the
+    /// Hands a message in. Returns false when the buffer reached both high-water marks: the
     /// producer should stop reading until it is told to resume.
     func yield(_ message: WebSocketMessage) -> Bool {
         lock.lock()
@@ -53,7 +86,8 @@ final class InboundMessageQueue: @unchecked Sendable {
             return true
         }
         buffer.append(message)
-        let full = buffer.count >= highWatermark
+        bufferedBytes += Self.cost(message)
+        let full = buffer.count >= highWatermark && bufferedBytes >= highByteWatermark
         if full { producerPaused = true }
         lock.unlock()
         return !full
@@ -91,6 +125,7 @@ final class InboundMessageQueue: @unchecked Sendable {
         lock.lock()
         abandoned = true
         buffer.removeAll()
+        bufferedBytes = 0
         let producer = producerPaused ? self.producer : nil
         producerPaused = false
         lock.unlock()
@@ -113,9 +148,7 @@ final class InboundMessageQueue: @unchecked Sendable {
 
     func next() async throws -> WebSocketMessage? {
         lock.lock()
-        if let message = buffer.popFirst() {
-            let resume = producerPaused && buffer.count <= lowWatermark
-            if resume { producerPaused = false }
+        if let (message, resume) = popFirst() {
             let producer = resume ? self.producer : nil
             lock.unlock()
             if let producer { Self.resumeReading(producer) }
@@ -131,8 +164,10 @@ final class InboundMessageQueue: @unchecked Sendable {
         return try await withTaskCancellationHandler {
             try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<WebSocketMessage?, any Error>) in
                 lock.lock()
-                if let message = buffer.popFirst() {
+                if let (message, resume) = popFirst() {
+                    let producer = resume ? self.producer : nil
                     lock.unlock()
+                    if let producer { Self.resumeReading(producer) }
                     continuation.resume(returning: message)
                 } else if let ending {
                     self.ending = .some(nil)

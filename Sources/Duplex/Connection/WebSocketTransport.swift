@@ -6,8 +6,9 @@ import NIOCore
 ///
 /// Today one implementation exists: ``ConnectionDriver``, which runs RFC 6455 framing through a
 /// DuplexCore `Connection` over any byte stream (a ``FrameSink``: a TCP or TLS channel, an HTTP/2
-/// stream). A transport without WebSocket frames (an HTTP fallback session) implements this
-/// protocol directly, and the application code above it does not change.
+/// stream). The HTTP fallback sessions (SSE, long-polling) run a ``ConnectionDriver`` too, over
+/// a ``FrameSink`` of their own (`HTTPSession`, see docs/architecture.md); a transport that
+/// cannot would implement this protocol directly, and the application code would not change.
 ///
 /// Every requirement is called on ``eventLoop`` only.
 protocol WebSocketTransport: AnyObject {

@@ -57,12 +57,21 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         self.secure = secure
     }
 
-    /// The connection's logger, with its id (made when something is logged, not per connection).
-    private var logger: Logger {
-        var logger = server.logger
-        logger[metadataKey: "connection_id"] = "\(connectionID)"
-        return logger
+    /// Adds the HTTP side of a new connection's pipeline (after TLS, if any): NIOHTTP1's request
+    /// decoder and response encoder, then the handler, which replaces all three with the
+    /// WebSocket's handler on an upgrade. (The fuzz target Fuzz/Net/FuzzHTTPServer.swift drives
+    /// this same pipeline on an EmbeddedChannel.)
+    static func addHandlers(to pipeline: ChannelPipeline.SynchronousOperations, server: ServerContext, secure: Bool) throws {
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
+        let encoder = HTTPResponseEncoder()
+        try pipeline.addHandler(decoder)
+        try pipeline.addHandler(encoder)
+        try pipeline.addHandler(HTTPServerHandler(server: server, decoder: decoder, encoder: encoder,
+                                                  connectionID: server.nextConnectionID(), secure: secure))
     }
+
+    /// The connection's logger, with its id (made when something is logged, not per connection).
+    private var logger: Logger { server.logger(connectionID: connectionID) }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // The server shuts down: a connection waiting for its (next) request closes now; one
@@ -173,71 +182,37 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
             serveHTTP(head: head, request: target, context: context)
             return
         }
-        let path = target.path
-        guard let match = server.router.webSocketEndpoint(for: path) else {
-            sendError(.notFound, reason: "no WebSocket endpoint at \(path)", context: context)
-            return
-        }
-        let endpoint = match.value
-        let upgrade: ServerHandshake.UpgradeRequest
-        switch ServerHandshake.validate(request, httpVersion: (head.version.major, head.version.minor),
-                                        maxHeaderBytes: server.configuration.maxHandshakeHeaderBytes) {
-        case .failure(let error):
-            sendError(error.status, reason: error.description, headerFields: ServerHandshake.rejection(for: error), context: context)
-            return
-        case .success(let value):
-            upgrade = value
-        }
-        guard endpoint.origins.permits(upgrade.origin) else {
-            sendError(.forbidden, reason: "origin not allowed", context: context)
-            return
-        }
-        var wsRequest = target
-        wsRequest.parameters = match.parameters
-        wsRequest.route = match.route
-        guard let hook = endpoint.onUpgrade else {
-            accept(upgrade, endpoint: endpoint, request: wsRequest, nioHead: head, userData: nil, headerFields: [:], context: context)
-            return
-        }
-        let loop = context.eventLoop
-        let decision = loop.makeFutureWithTask { [wsRequest] in await hook(wsRequest) }
-        decision.assumeIsolated().whenSuccess { [self] decision in
+        let version = (head.version.major, head.version.minor)
+        server.admitWebSocket(target, eventLoop: context.eventLoop,
+                              validate: { ServerHandshake.validate($0, httpVersion: version, maxHeaderBytes: $1) }) { [self] decision in
             guard context.channel.isActive else { return }
             switch decision {
-            case .accept(let userData, let headerFields):
-                accept(upgrade, endpoint: endpoint, request: wsRequest, nioHead: head, userData: userData,
-                       headerFields: headerFields, context: context)
-            case .reject(let status, let reason, let headerFields):
+            case .accept(let accepted):
+                accept(accepted, nioHead: head, context: context)
+            case .refuse(let status, let reason, let headerFields):
                 sendError(status, reason: reason, headerFields: headerFields, context: context)
             }
         }
     }
 
-    /// Fields of an upgrade hook's that the 101 response may not carry: the handshake's own and
-    /// framing (a 101 has no body).
-    private static let handshakeOwnedFields: [HTTPField.Name] = [
-        .upgrade, .connection, .secWebSocketAccept, .secWebSocketProtocol, .secWebSocketExtensions,
-        .contentLength, .transferEncoding,
-    ]
-
-    private func accept(_ upgrade: ServerHandshake.UpgradeRequest, endpoint: WebSocketEndpoint, request: RouteRequest,
-                        nioHead: HTTPRequestHead, userData: (any Sendable)?, headerFields: HTTPFields, context: ChannelHandlerContext) {
-        let subprotocol = endpoint.selectSubprotocol(from: upgrade.subprotocols)
-        let acceptance = ServerHandshake.accept(upgrade, subprotocol: subprotocol, extensions: endpoint.extensions)
-        var fields = acceptance.headerFields
-        fields.append(contentsOf: headerFields.filter { !Self.handshakeOwnedFields.contains($0.name) })
-        let head = HTTPResponseHead(HTTPResponse(status: .switchingProtocols, headerFields: fields))
+    private func accept(_ accepted: AcceptedWebSocket, nioHead: HTTPRequestHead, context: ChannelHandlerContext) {
+        // An upgrade that completes after the server started shutting down (its request was
+        // still arriving, or its upgrade hook still deciding) would open a WebSocket that nobody
+        // tells to go away, held until the end of the grace period: refuse it now.
+        guard !shuttingDown else {
+            server.serverMetrics.refused(status: HTTPResponse.Status.serviceUnavailable.code)
+            sendError(.serviceUnavailable, reason: "server shutting down", headerFields: [.retryAfter: "1"], context: context)
+            return
+        }
+        let head = HTTPResponseHead(HTTPResponse(status: .switchingProtocols, headerFields: accepted.headerFields))
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
 
-        let settings = server.endpointSettings[request.route]!
+        let request = accepted.request
         let opening = OpeningRequest(head: nioHead, secure: secure, parameters: request.parameters, route: request.route,
                                      remoteAddress: request.remoteAddress)
-        let info = ConnectionInfo(connectionID: connectionID, subprotocol: subprotocol, openingRequest: opening, userData: userData)
-        let connection = Connection(role: .server, configuration: settings.coreConfiguration, extensions: acceptance.extensions)
-        let loop = context.eventLoop
-        let driver = ConnectionDriver(connection: connection, settings: settings, info: info, application: endpoint.application,
-                                      eventLoop: loop, handlerExecutor: server.handlerExecutor(for: loop))
+        let driver = accepted.makeDriver(server: server, opening: opening, connectionID: connectionID, transport: .http1,
+                                         eventLoop: context.eventLoop)
         let handler = ChannelConnectionHandler(driver: driver)
         timeout?.cancel()
         timeout = nil
@@ -269,47 +244,65 @@ final class HTTPServerHandler: ChannelDuplexHandler, RemovableChannelHandler {
         // keep a connection that would ignore its next requests.
         let keepAlive = head.isKeepAlive && !ServerHandshake.asksToSwitchProtocols(request.head)
         let includeBody = request.method != .head
-        let path = request.path
-        switch server.router.route(request.method, path: path) {
-        case .found(let handler, let route, let parameters):
-            var request = request
-            request.parameters = parameters
-            request.route = route
+        switch server.dispatch(request) {
+        case .handler(let handler, let request):
             // The handler runs in a task of its own, off the event loop; the connection reads no
             // further request meanwhile (pipelined ones wait) and the handshake timer rests.
             state = .answering
             timeout?.cancel()
             timeout = nil
             // The task is cancelled if the connection closes first.
-            let logger = self.logger
-            let answer = context.eventLoop.makePromise(of: RouteResponse.self)
-            routeTask = Task { [request] in
-                do {
-                    answer.succeed(try await handler(request))
-                } catch {
-                    if Task.isCancelled {
-                        logger.debug("route cancelled: the connection closed", metadata: ["route": "\(route)"])
-                    } else {
-                        logger.error("route failed", metadata: ["route": "\(route)", "error": "\(error)"])
-                    }
-                    answer.succeed(.text("internal server error\n", status: .internalServerError))
-                }
-            }
-            answer.futureResult.assumeIsolated().whenSuccess { [self] response in
+            let (task, answer) = server.startAnswer(request, with: handler, connectionID: connectionID, eventLoop: context.eventLoop)
+            routeTask = task
+            answer.assumeIsolated().whenSuccess { [self] response in
                 routeTask = nil
                 guard context.channel.isActive else { return }
                 finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
             }
-        case .methodNotAllowed(let methods):
-            var response = RouteResponse.text("method not allowed\n", status: .methodNotAllowed)
-            response.headerFields[.allow] = methods.map(\.rawValue).joined(separator: ", ")
+        case .response(let response):
             finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
-        case .notFound where server.router.webSocketEndpoint(for: path) != nil:
-            var response = RouteResponse.text("this is a WebSocket endpoint: send Upgrade: websocket\n", status: .upgradeRequired)
-            response.headerFields.append(contentsOf: ServerHandshake.upgradeRequiredHeaders)
-            finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
-        case .notFound:
-            finish(.text("not found\n", status: .notFound), includeBody: includeBody, keepAlive: keepAlive, context: context)
+        case .webSocketEndpoint(let upgradeRequired):
+            if let fallback = FallbackRequest.classify(request) {
+                serveFallback(fallback, nioHead: head, request: request, includeBody: includeBody, keepAlive: keepAlive, context: context)
+                return
+            }
+            finish(upgradeRequired, includeBody: includeBody, keepAlive: keepAlive, context: context)
+        }
+    }
+
+    /// A request for an endpoint's HTTP fallback transports (``HTTPFallbackExchange``): answered
+    /// like a route's (reads wait meanwhile; a long poll is held), or its connection becomes an
+    /// SSE stream (this handler steps aside for an ``EventStreamHandler``).
+    private func serveFallback(_ classified: FallbackRequest.Classified, nioHead: HTTPRequestHead, request: RouteRequest,
+                               includeBody: Bool, keepAlive: Bool, context: ChannelHandlerContext) {
+        guard case .fallback(let fallback) = classified, let match = server.router.webSocketEndpoint(for: request.path) else {
+            if case .refused(let response) = classified { finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context) }
+            return
+        }
+        state = .answering
+        timeout?.cancel()
+        timeout = nil
+        let exchange = HTTPFallbackExchange(server: server, eventLoop: context.eventLoop, secure: secure)
+        let outcome = exchange.answer(fallback, request: request, nioHead: nioHead, endpoint: match)
+        outcome.hop(to: context.eventLoop).assumeIsolated().whenComplete { [self] result in
+            guard context.channel.isActive else { return }
+            switch result {
+            case .success(.response(let response)):
+                finish(response, includeBody: includeBody, keepAlive: keepAlive, context: context)
+            case .success(.stream(let target)):
+                state = .closing
+                do {
+                    let pipeline = context.pipeline.syncOperations
+                    try pipeline.addHandler(EventStreamHandler(target: target), position: .after(self))
+                    pipeline.removeHandler(context: context, promise: nil)
+                } catch {
+                    context.close(promise: nil)
+                }
+            case .failure(let error):
+                logger.error("fallback request failed", metadata: ["error": "\(error)"])
+                finish(.text("internal server error\n", status: .internalServerError), includeBody: includeBody,
+                       keepAlive: keepAlive, context: context)
+            }
         }
     }
 

@@ -40,6 +40,9 @@ public struct WebSocketEndpoint: Sendable {
     /// permessage-deflate a connection holds 2-7x the memory (see docs/compression.md); add
     /// `PerMessageDeflate.ServerNegotiator()` to compress.
     public var extensions: [any ServerExtensionNegotiator]
+    /// The HTTP fallback transports (SSE, long-polling) of this endpoint, for clients that cannot
+    /// open a WebSocket: the same application serves them. On by default; `.disabled` turns them off.
+    public var fallback = HTTPFallbackConfiguration()
     let application: WebSocketApplication
 
     /// An endpoint served by an async function, one task per connection. When the function

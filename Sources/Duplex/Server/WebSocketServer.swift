@@ -6,6 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import ServiceLifecycle
+import Atomics
 
 /// A WebSocket server over SwiftNIO: HTTP/1.1 with WebSocket endpoints and plain routes on the
 /// same port, optional TLS, graceful shutdown.
@@ -30,8 +31,11 @@ public final class WebSocketServer: Service, Sendable {
         public var host: String
         /// Port to listen on; 0 picks a free one (see ``WebSocketServer/start()``). Default: 8080.
         public var port: Int
-        /// TLS (wss://); nil serves plain ws://.
+        /// TLS (wss://); nil serves plain ws://. With `h2` among its ALPN protocols, HTTP/2 is
+        /// served too (see ``http2``).
         public var tls: TLSConfiguration?
+        /// HTTP/2: WebSockets as streams (RFC 8441) and plain routes; h2c. See ``HTTP2ServerConfiguration``.
+        public var http2 = HTTP2ServerConfiguration()
         /// Settings of each WebSocket connection (endpoints may override).
         public var webSocket: WebSocketConfiguration
         /// Time a new connection has to send a complete request, and a keep-alive HTTP
@@ -58,6 +62,10 @@ public final class WebSocketServer: Service, Sendable {
         /// per message; do not block in handlers), rather than on Swift's global executor.
         /// Default: true.
         public var runsHandlersOnEventLoops: Bool
+        /// How long the server stops accepting after accepting failed (EMFILE/ENFILE when file
+        /// descriptors run out, ENOBUFS, ENOMEM); the error is logged, the open connections go
+        /// on, and accepting resumes after this delay (NIO's `AcceptBackoffHandler`). Default: 1 s.
+        public var acceptRetryDelay: TimeAmount
 
         /// A configuration; every setting has a default (see each property).
         public init(
@@ -72,7 +80,8 @@ public final class WebSocketServer: Service, Sendable {
             backlog: Int32 = 4096,
             acceptsPerWakeup: UInt = 256,
             initialReceiveBufferSize: Int = 512,
-            runsHandlersOnEventLoops: Bool = true
+            runsHandlersOnEventLoops: Bool = true,
+            acceptRetryDelay: TimeAmount = .seconds(1)
         ) {
             self.host = host
             self.port = port
@@ -86,6 +95,7 @@ public final class WebSocketServer: Service, Sendable {
             self.acceptsPerWakeup = acceptsPerWakeup
             self.initialReceiveBufferSize = initialReceiveBufferSize
             self.runsHandlersOnEventLoops = runsHandlersOnEventLoops
+            self.acceptRetryDelay = acceptRetryDelay
         }
     }
 
@@ -145,7 +155,16 @@ public final class WebSocketServer: Service, Sendable {
     public func start() async throws -> SocketAddress {
         let sslContext = try configuration.tls.map { try NIOSSLContext(configuration: $0) }
         let context = self.context
+        let retryDelay = configuration.acceptRetryDelay
+        let logger = self.logger
         let channel = try await ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(AcceptBackoffHandler(shouldForwardIOErrorCaught: true) { _ in retryDelay })
+                    try sync.addHandler(AcceptErrorLogger(logger: logger, retryDelay: retryDelay))
+                }
+            }
             .serverChannelOption(.backlog, value: configuration.backlog)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .serverChannelOption(.maxMessagesPerRead, value: configuration.acceptsPerWakeup)
@@ -156,16 +175,7 @@ public final class WebSocketServer: Service, Sendable {
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     context.track(channel)
-                    let sync = channel.pipeline.syncOperations
-                    if let sslContext {
-                        try sync.addHandler(NIOSSLServerHandler(context: sslContext))
-                    }
-                    let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
-                    let encoder = HTTPResponseEncoder()
-                    try sync.addHandler(decoder)
-                    try sync.addHandler(encoder)
-                    try sync.addHandler(HTTPServerHandler(server: context, decoder: decoder, encoder: encoder,
-                                                          connectionID: context.nextConnectionID(), secure: sslContext != nil))
+                    try context.configureConnection(channel, sslContext: sslContext)
                 }
             }
             .bind(host: configuration.host, port: configuration.port)
@@ -232,12 +242,16 @@ final class ServerContext: Sendable {
     let router: WebSocketRouter
     let logger: Logger
     let metrics = WebSocketMetrics(role: .server)
+    let serverMetrics = ServerMetrics()
     let scope = HandlerScope()
     let topics = TopicRegistry()
+    /// The HTTP fallback sessions of its endpoints.
+    let sessions = HTTPSessionTable()
+    let transportStatistics = TransportStatistics()
     /// The settings of each WebSocket endpoint, by its path as registered, made once.
     let endpointSettings: [String: ConnectionSettings]
     private let liveWebSockets: LiveConnectionCounter
-    private let connectionIDs = ManagedAtomicCounter()
+    private let connectionIDs = ManagedAtomic<UInt64>(0)
     /// Every accepted TCP connection, WebSocket or not yet (HTTP keep-alive, handshake in progress).
     private let channels = NIOLockedValueBox<[ObjectIdentifier: any Channel]>([:])
     private let executors = NIOLockedValueBox<[ObjectIdentifier: EventLoopTaskExecutor]>([:])
@@ -263,7 +277,7 @@ final class ServerContext: Sendable {
     /// Number of open WebSocket connections.
     var connectionCount: Int { liveWebSockets.value }
 
-    func nextConnectionID() -> UInt64 { connectionIDs.next() }
+    func nextConnectionID() -> UInt64 { connectionIDs.wrappingIncrementThenLoad(ordering: .relaxed) }
 
     /// Where the async handlers of connections on `eventLoop` run: on that loop, unless the
     /// configuration says otherwise.
@@ -279,6 +293,7 @@ final class ServerContext: Sendable {
     }
 
     func track(_ channel: any Channel) {
+        transportStatistics.accepted()
         let id = ObjectIdentifier(channel)
         channels.withLockedValue { $0[id] = channel }
         channel.closeFuture.whenComplete { [self] _ in
@@ -292,6 +307,7 @@ final class ServerContext: Sendable {
         for channel in channels.withLockedValue({ Array($0.values) }) {
             channel.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent())
         }
+        sessions.goAwayAll()
     }
 
     /// Closes every connection still open: WebSockets and plain HTTP ones alike.
@@ -299,19 +315,14 @@ final class ServerContext: Sendable {
         for channel in channels.withLockedValue({ Array($0.values) }) {
             channel.close(promise: nil)
         }
+        sessions.endAll()
     }
 }
 
 /// The number of open connections of a server.
 final class LiveConnectionCounter: Sendable {
-    private let count = NIOLockedValueBox(0)
-    var value: Int { count.withLockedValue { $0 } }
-    func opened() { count.withLockedValue { $0 += 1 } }
-    func closed() { count.withLockedValue { $0 -= 1 } }
-}
-
-/// A thread-safe counter for connection ids.
-final class ManagedAtomicCounter: Sendable {
-    private let value = NIOLockedValueBox<UInt64>(0)
-    func next() -> UInt64 { value.withLockedValue { $0 += 1; return $0 } }
+    private let count = ManagedAtomic(0)
+    var value: Int { count.load(ordering: .relaxed) }
+    func opened() { count.wrappingIncrement(ordering: .relaxed) }
+    func closed() { count.wrappingDecrement(ordering: .relaxed) }
 }

@@ -40,6 +40,7 @@ final class TopicRegistry: Sendable {
 
     private let topics = NIOLockedValueBox<[String: Topic]>([:])
     private let observer = NIOLockedValueBox<(@Sendable (TopicTransition) -> Void)?>(nil)
+    private let metrics = TopicMetrics()
     private let relay = NIOLockedValueBox<(any TopicRelay)?>(nil)
 
     /// Sets the relay (a broker's fan-out across servers) told of every transition and of every
@@ -120,6 +121,7 @@ final class TopicRegistry: Sendable {
             guard let entry = topics[topic] else { return ([], 0) }
             return (entry.groups, entry.count)
         }
+        metrics.published(toSubscribers: count)
         for reference in groups {
             let group = reference.group
             if group.eventLoop.inEventLoop {

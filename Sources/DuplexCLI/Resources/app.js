@@ -5,15 +5,21 @@
 // sends there (to every subscriber, the sender too); GET /topics lists topics with their
 // subscriber counts; topic `ticker` carries {"type":"ticker","time":ms,"prices":[...]}; room R
 // is topic `chat.R`. Everything here tolerates a server that lacks some of it.
+//
+// Each connection is a DuplexSocket (/duplex.js): a WebSocket, or Server-Sent Events or
+// long-polling when a WebSocket does not get through; its status shows which. The page's
+// ?transport=websocket|sse|longpoll forces one.
 "use strict";
 
 (() => {
   const $ = (id) => document.getElementById(id);
   const wsBase = (location.protocol === "https:" ? "wss://" : "ws://") + location.host;
+  const forced = new URLSearchParams(location.search).get("transport");
+  const transports = ["websocket", "sse", "longpoll"].includes(forced) ? [forced] : undefined;
 
   // ---- Connections -------------------------------------------------------------------------
 
-  /// A WebSocket that comes back: after a close it waits 0.5 s, 1 s, 2 s, ... (capped at 10 s,
+  /// A DuplexSocket that comes back: after a close it waits 0.5 s, 1 s, 2 s, ... (capped at 10 s,
   /// each delay jittered down to half of it) and opens again, until stop(). Its state shows in
   /// `statusEl`, whose class is the state: connecting, open, waiting or closed.
   class Link {
@@ -33,14 +39,14 @@
       this.open();
     }
 
-    get isOpen() { return this.ws !== null && this.ws.readyState === WebSocket.OPEN; }
+    get isOpen() { return this.ws !== null && this.ws.readyState === DuplexSocket.OPEN; }
 
     open() {
       this.clearTimers();
       this.show("connecting", this.attempt ? `connecting (attempt ${this.attempt + 1})` : "connecting");
       let ws;
       try {
-        ws = new WebSocket(this.url);
+        ws = new DuplexSocket(this.url, { transports, reconnect: false });
       } catch (error) {
         this.show("closed", "failed: " + error.message);
         return;
@@ -50,7 +56,7 @@
       let openedAt = 0;
       ws.onopen = () => {
         openedAt = Date.now();
-        this.show("open", "open");
+        this.show("open", "open · " + ws.transport);
         this.handlers.open?.(ws);
       };
       ws.onmessage = (event) => this.handlers.message?.(event.data);
@@ -388,7 +394,7 @@
   const greeting = "hello from the browser: long enough to travel compressed both ways when permessage-deflate is on";
   const echo = new Link("/echo", $("status"), {
     open: (ws) => {
-      echoLine("connected to " + ws.url);
+      echoLine("connected to " + ws.url + " over " + ws.transport);
       echoLine("extensions: " + (ws.extensions || "none"));
       ws.send(greeting);
     },

@@ -80,6 +80,32 @@ public struct ClientHandshake: Sendable {
         guard accepts.count == 1, accepts[0].trimmingHTTPWhitespace() == expected else {
             throw HandshakeError.invalidAccept(expected: expected, received: accepts.first)
         }
+        return try negotiated(headers)
+    }
+
+    /// This handshake as an HTTP/2 extended CONNECT (RFC 8441 §4-5): `:protocol websocket` with
+    /// `scheme` (`https`, or `http` for h2c), the same authority, path and fields, without
+    /// `Upgrade`, `Connection` and `Sec-WebSocket-Key` (HTTP/2 has no upgrade and no key).
+    public func extendedConnectRequest(scheme: String) -> HTTPRequest {
+        var fields = request.headerFields
+        fields[.upgrade] = nil
+        fields[.connection] = nil
+        fields[.secWebSocketKey] = nil
+        var connect = HTTPRequest(method: .connect, scheme: scheme, authority: request.authority, path: request.path,
+                                  headerFields: fields)
+        connect.extendedConnectProtocol = "websocket"
+        return connect
+    }
+
+    /// Checks the server's answer to ``extendedConnectRequest(scheme:)``: a 200 (RFC 8441 §5), then the
+    /// same subprotocol and extension checks as ``validate(_:)``.
+    public func validateExtendedConnect(_ response: HTTPResponse) throws(HandshakeError) -> Result {
+        guard response.status == .ok else { throw HandshakeError.unexpectedStatus(response.status, response.headerFields) }
+        return try negotiated(response.headerFields)
+    }
+
+    /// The subprotocol and extensions a successful answer agreed on, checked against the offers.
+    private func negotiated(_ headers: HTTPFields) throws(HandshakeError) -> Result {
         var subprotocol: String? = nil
         let chosen = headers.elements(.secWebSocketProtocol)
         if chosen.count > 1 { throw HandshakeError.unofferedSubprotocol(chosen.joined(separator: ", ")) }

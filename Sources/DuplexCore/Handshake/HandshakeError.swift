@@ -14,6 +14,10 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
     case headersTooLarge(size: Int, limit: Int)
     case malformedExtensions(String)
     case malformedSubprotocols
+    /// An HTTP/2 extended CONNECT whose `:protocol` is not `websocket` (RFC 8441).
+    case unsupportedProtocol(String)
+    /// An HTTP/2 extended CONNECT without `:path`.
+    case missingPath
 
     // Client side: a response that does not complete the handshake.
     /// The server did not answer 101; its status and header fields are attached.
@@ -32,6 +36,7 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
         case .methodNotGet: .methodNotAllowed
         case .unsupportedVersion: .upgradeRequired
         case .headersTooLarge: .requestHeaderFieldsTooLarge
+        case .unsupportedProtocol: .notImplemented
         default: .badRequest
         }
     }
@@ -49,6 +54,8 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
         case .headersTooLarge(let size, let limit): "request headers of \(size) bytes exceed the limit of \(limit)"
         case .malformedExtensions(let v): "malformed Sec-WebSocket-Extensions: \(v)"
         case .malformedSubprotocols: "malformed Sec-WebSocket-Protocol"
+        case .unsupportedProtocol(let p): "extended CONNECT for protocol '\(p)'; this server speaks websocket"
+        case .missingPath: "extended CONNECT without :path"
         case .unexpectedStatus(let status, _): "server answered \(status.code) instead of 101 Switching Protocols"
         case .responseMissingUpgrade: "response lacks Upgrade: websocket"
         case .responseMissingConnectionUpgrade: "response lacks Connection: Upgrade"

@@ -10,7 +10,7 @@ public enum ServerHandshake {
     public struct UpgradeRequest: Sendable, Hashable {
         /// The request as received.
         public var request: HTTPRequest
-        /// The `Sec-WebSocket-Key`, trimmed.
+        /// The `Sec-WebSocket-Key`, trimmed; empty for an extended CONNECT (RFC 8441 has none).
         public var key: String
         /// The subprotocols the client offers, in its order of preference.
         public var subprotocols: [String]
@@ -20,6 +20,8 @@ public enum ServerHandshake {
         public var origin: String? { request.headerFields[values: .origin].first }
         /// The `Host` value (the request's authority).
         public var host: String { request.authority ?? "" }
+        /// Whether this is an HTTP/2 extended CONNECT (RFC 8441), answered `200` rather than `101`.
+        public var isExtendedConnect: Bool { request.method == .connect }
     }
 
     /// Whether a request asks for a WebSocket upgrade at all (an `Upgrade: websocket` token);
@@ -74,6 +76,32 @@ public enum ServerHandshake {
         guard keys.count == 1 else { return .failure(.invalidKey) }
         let key = keys[0].trimmingHTTPWhitespace()
         guard AcceptKey.isValidKey(key) else { return .failure(.invalidKey) }
+        return validateWebSocketFields(request, key: key)
+    }
+
+    /// Checks an HTTP/2 extended CONNECT (RFC 8441 §4-5): method CONNECT with `:protocol websocket`,
+    /// `:authority` and `:path`; then the same `Sec-WebSocket-Version`, `-Protocol` and `-Extensions`
+    /// rules as ``validate(_:httpVersion:maxHeaderBytes:)`` (there is no key: the returned
+    /// request's ``UpgradeRequest/key`` is empty, and ``accept(_:subprotocol:extensions:)``
+    /// answers it with the fields of a `200`).
+    public static func validateExtendedConnect(
+        _ request: HTTPRequest,
+        maxHeaderBytes: Int = defaultMaxHeaderBytes
+    ) -> Result<UpgradeRequest, HandshakeError> {
+        let size = headerBytes(request)
+        if size > maxHeaderBytes { return .failure(.headersTooLarge(size: size, limit: maxHeaderBytes)) }
+        guard request.method == .connect else { return .failure(.methodNotGet(request.method.rawValue)) }
+        guard let proto = request.extendedConnectProtocol, proto.caseInsensitiveEquals("websocket") else {
+            return .failure(.unsupportedProtocol(request.extendedConnectProtocol ?? ""))
+        }
+        guard let host = request.authority, !host.isEmpty else { return .failure(.missingHost) }
+        guard request.path?.isEmpty == false else { return .failure(.missingPath) }
+        return validateWebSocketFields(request, key: "")
+    }
+
+    /// The rules both handshakes share: version 13, token subprotocols, well-formed extension offers.
+    private static func validateWebSocketFields(_ request: HTTPRequest, key: String) -> Result<UpgradeRequest, HandshakeError> {
+        let headers = request.headerFields
         let versions = headers.elements(.secWebSocketVersion)
         guard !versions.isEmpty else { return .failure(.missingVersion) }
         guard versions == [protocolVersion] else { return .failure(.unsupportedVersion(versions.joined(separator: ", "))) }
@@ -120,7 +148,7 @@ public enum ServerHandshake {
         public var extensions: [any WebSocketExtension]
     }
 
-    /// Builds the 101 response (RFC 6455 §4.2.2).
+    /// Builds the 101 response (RFC 6455 §4.2.2), or the 200 of an extended CONNECT (RFC 8441 §5).
     /// - Parameters:
     ///   - subprotocol: the one subprotocol chosen from ``UpgradeRequest/subprotocols``, or nil.
     ///     A choice the client did not offer is a programming error.
@@ -134,7 +162,8 @@ public enum ServerHandshake {
         if let subprotocol {
             precondition(upgrade.subprotocols.contains(subprotocol), "subprotocol '\(subprotocol)' was not offered")
         }
-        var headers: HTTPFields = [
+        // An extended CONNECT (HTTP/2, RFC 8441) is answered 200 without the upgrade's own fields.
+        var headers: HTTPFields = upgrade.isExtendedConnect ? [:] : [
             .upgrade: "websocket",
             .connection: "Upgrade",
             .secWebSocketAccept: AcceptKey.accept(forKey: upgrade.key),

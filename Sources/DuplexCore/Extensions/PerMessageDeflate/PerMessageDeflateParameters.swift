@@ -74,9 +74,11 @@ public struct PerMessageDeflateParameters: Sendable, Hashable {
         return result
     }
 
-    /// A window-bits value: decimal 8...15 without leading zeros (RFC 7692 §7.1.2).
+    /// A window-bits value: decimal 8...15, digits only (`1*DIGIT`, so no sign: `Int("+9")` would
+    /// read `+9`), without leading zeros (RFC 7692 §7.1.2).
     static func windowBits(_ value: String?) -> Int? {
-        guard let value, let first = value.first, first != "0", value.allSatisfy(\.isASCII),
+        guard let value, let first = value.utf8.first, first != UInt8(ascii: "0"),
+              value.utf8.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
               let bits = Int(value), (8...15).contains(bits) else { return nil }
         return bits
     }
