@@ -213,6 +213,22 @@ enum BrokerBinaries {
 
     private static let handedOut = NIOLockedValueBox<Set<Int>>([])
 
+    /// `make(port)` started on a free port. A port released by `freePort` can be taken by a server
+    /// of another test binding port 0 before the broker binds it (it then exits at start): then
+    /// another port is tried, five times at most.
+    static func startedOnAFreePort<Broker: BrokerProcess>(_ make: (Int) -> Broker) async throws -> Broker {
+        var attempt = 0
+        while true {
+            let broker = make(try await freePort())
+            do {
+                try await broker.start()
+                return broker
+            } catch let error as BrokerSetupFailure where attempt < 5 && error.description.contains("exited at start") {
+                attempt += 1
+            }
+        }
+    }
+
     /// Whether something accepts connections on 127.0.0.1:`port` now.
     static func accepts(_ port: Int) async -> Bool {
         guard let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
@@ -289,18 +305,7 @@ final class RedisProcess: BrokerProcess, @unchecked Sendable {
         let binary = try BrokerBinaries.find("redis-server", in: ["/usr/bin/redis-server", "/usr/local/bin/redis-server"],
                                              package: "redis-server")
         let folder = try BrokerBinaries.temporaryFolder("duplex-redis")
-        // A port released by freePort can be taken by a server of another test binding port 0
-        // before redis-server binds it: then try another.
-        var attempt = 0
-        while true {
-            let redis = RedisProcess(port: try await BrokerBinaries.freePort(), binary: binary, folder: folder)
-            do {
-                try await redis.start()
-                return redis
-            } catch let error as BrokerSetupFailure where attempt < 5 && error.description.contains("exited at start") {
-                attempt += 1
-            }
-        }
+        return try await BrokerBinaries.startedOnAFreePort { RedisProcess(port: $0, binary: binary, folder: folder) }
     }
 
     var url: String { "redis://127.0.0.1:\(port)" }

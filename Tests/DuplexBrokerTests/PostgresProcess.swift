@@ -41,23 +41,10 @@ final class PostgresProcess: BrokerProcess, @unchecked Sendable {
             asUser = [setpriv, "--reuid=\(user.pointee.pw_uid)", "--regid=\(user.pointee.pw_gid)", "--clear-groups", "--"]
         }
         let data = folder.appendingPathComponent("data").path
-        try await ChildProcess.runToEnd(
-            asUser.first ?? initdb,
-            Array(asUser.dropFirst()) + (asUser.isEmpty ? [] : [initdb])
-                + ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8", "--no-instructions"],
-            log: folder.appendingPathComponent("initdb.log"))
-        // A port released by freePort can be taken by a server of another test binding port 0
-        // before PostgreSQL binds it: then try another.
-        var attempt = 0
-        while true {
-            let postgres = PostgresProcess(port: try await BrokerBinaries.freePort(), bin: bin, folder: folder, asUser: asUser)
-            do {
-                try await postgres.start()
-                return postgres
-            } catch let error as BrokerSetupFailure where attempt < 5 && error.description.contains("exited at start") {
-                attempt += 1
-            }
-        }
+        let command = Self.command(asUser, initdb, ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8",
+                                                   "--no-instructions"])
+        try await ChildProcess.runToEnd(command.path, command.arguments, log: folder.appendingPathComponent("initdb.log"))
+        return try await BrokerBinaries.startedOnAFreePort { PostgresProcess(port: $0, bin: bin, folder: folder, asUser: asUser) }
     }
 
     var url: String { "postgres://postgres@127.0.0.1:\(port)/postgres" }
@@ -66,11 +53,10 @@ final class PostgresProcess: BrokerProcess, @unchecked Sendable {
     /// Starts the server and waits until it accepts connections (`postmaster.pid` says `ready`,
     /// as `pg_ctl -w` checks, and the port answers).
     func start() async throws {
-        let server = "\(bin)/postgres"
-        let arguments = ["-D", data, "-p", "\(port)", "-k", folder.path, "-c", "listen_addresses=127.0.0.1",
-                         "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        let child = try await ChildProcess.launch(asUser.first ?? server,
-                                                  Array(asUser.dropFirst()) + (asUser.isEmpty ? [] : [server]) + arguments,
+        let command = Self.command(asUser, "\(bin)/postgres", ["-D", data, "-p", "\(port)", "-k", folder.path,
+                                                              "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+                                                              "-c", "synchronous_commit=off", "-c", "full_page_writes=off"])
+        let child = try await ChildProcess.launch(command.path, command.arguments,
                                                   log: folder.appendingPathComponent("postgres-\(port).log"))
         // SIGQUIT is an immediate shutdown: the server ends its backends and exits.
         BrokerCleanup.remember(pid: child.pid, signal: SIGQUIT)
@@ -91,6 +77,12 @@ final class PostgresProcess: BrokerProcess, @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw BrokerSetupFailure("PostgreSQL did not get ready on 127.0.0.1:\(port) within 30 s: \(child.output())")
+    }
+
+    /// `program` with `arguments`, through `asUser` (setpriv) when that is not empty.
+    private static func command(_ asUser: [String], _ program: String, _ arguments: [String]) -> (path: String, arguments: [String]) {
+        guard let setpriv = asUser.first else { return (program, arguments) }
+        return (setpriv, Array(asUser.dropFirst()) + [program] + arguments)
     }
 
     /// An immediate shutdown (SIGQUIT; SIGKILL if it does not end in 10 s); waits until it ended
