@@ -336,3 +336,24 @@ final class RedisProcess: BrokerProcess, @unchecked Sendable {
         try await BrokerBinaries.waitUntilFree(port, what: "redis-server")
     }
 }
+
+/// The helpers themselves: a missing broker fails the test with what to install.
+@Suite struct BrokerSetupTests {
+    @Test func aMissingBrokerIsAFailureThatSaysWhatToInstall() throws {
+        #expect {
+            _ = try BrokerBinaries.find("redis-server", in: ["/nonexistent/redis-server"], package: "redis-server")
+        } throws: { error in
+            "\(error)".contains("redis-server is not installed") && "\(error)".contains("apt-get install -y redis-server")
+        }
+    }
+
+    @Test func aChildProcessEndIsAwaitedWithItsStatusAndOutput() async throws {
+        let folder = try BrokerBinaries.temporaryFolder("duplex-child")
+        let child = try await ChildProcess.launch("/bin/sh", ["-c", "echo out; exit 3"], log: folder.appendingPathComponent("log"))
+        #expect(await child.exitStatus() == 3)
+        #expect(child.output() == "out\n")
+        await #expect(throws: BrokerSetupFailure.self) {
+            try await ChildProcess.runToEnd("/bin/sh", ["-c", "exit 1"], log: folder.appendingPathComponent("log2"))
+        }
+    }
+}
