@@ -182,9 +182,21 @@ enum BrokerCleanup {
         state.withLockedValue { _ = $0.folders.insert(folder.path) }
     }
 
+    /// At exit (the tests are over, so waiting here holds up nothing): signals every broker, waits
+    /// up to 5 s for them to end (PostgreSQL writes into its folder while it shuts down, which
+    /// would leave the folder behind), then removes the folders.
     private static func runAtExit() {
         let (pids, folders) = state.withLockedValue { $0 }
         for (pid, signal) in pids { kill(pid, signal) }
+        var running = Set(pids.keys)
+        for _ in 0..<500 where !running.isEmpty {
+            // Ended: reaped here (pid) or already by Foundation (-1, ECHILD). 0: still running.
+            running = running.filter { pid in
+                var status: Int32 = 0
+                return waitpid(pid, &status, WNOHANG) == 0
+            }
+            if !running.isEmpty { usleep(10_000) }
+        }
         for folder in folders { try? FileManager.default.removeItem(atPath: folder) }
     }
 }

@@ -18,6 +18,7 @@ import Testing
         try await withTwoInstances({ try PostgresBroker(url: postgres.url, configuration: .init(connectTimeout: .seconds(15))) }) { a, b in
             try await CrossInstanceChecks.deliveryResumesAfterABrokerRestart(a, b, broker: postgres)
         }
+        try await postgres.stop()
     }
 
     @Test func anUnreachableOrWrongServerIsAClearError() async throws {

@@ -18,6 +18,7 @@ import Testing
         try await withTwoInstances({ try RedisBroker(url: redis.url) }) { a, b in
             try await CrossInstanceChecks.deliveryResumesAfterABrokerRestart(a, b, broker: redis)
         }
+        try await redis.stop()
     }
 
     @Test func anInstanceSubscribesOnlyToTopicsWithLocalSubscribers() async throws {
@@ -61,6 +62,7 @@ import Testing
         } throws: { error in
             "\(error)".contains("refused") && !"\(error)".contains("wrong-pass")
         }
+        try await redis.stop()
     }
 
     @Test func respDecoderRefusesHostileInput() throws {
