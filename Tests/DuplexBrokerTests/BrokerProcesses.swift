@@ -261,7 +261,7 @@ enum BrokerBinaries {
     }
 
     /// Waits until nothing accepts connections on 127.0.0.1:`port`.
-    static func waitUntilFree(_ port: Int, what: String, timeout: Duration = .seconds(5)) async throws {
+    static func waitUntilFree(_ port: Int, what: String, timeout: Duration = .seconds(20)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if !(await accepts(port)) { return }
@@ -289,6 +289,15 @@ actor SharedBrokers {
     func redisServer() async throws -> RedisProcess {
         let task = redis ?? Task { try await RedisProcess.start() }
         redis = task
+        return try await task.value
+    }
+
+    private var template: Task<URL, any Error>?
+
+    /// The data folder that `initdb` made once, for each PostgreSQL of the tests to copy.
+    func postgresTemplate(bin: String, asUser: [String]) async throws -> URL {
+        let task = template ?? Task { try await PostgresProcess.makeTemplate(bin: bin, asUser: asUser) }
+        template = task
         return try await task.value
     }
 
@@ -341,7 +350,7 @@ final class RedisProcess: BrokerProcess, @unchecked Sendable {
     func stop() async throws {
         guard let child = child.withLockedValue({ child in defer { child = nil }; return child }) else { return }
         child.signal(SIGKILL)
-        guard try await child.exitStatus(within: .seconds(5)) != nil else {
+        guard try await child.exitStatus(within: .seconds(20)) != nil else {
             throw BrokerSetupFailure("redis-server (pid \(child.pid)) did not end after SIGKILL")
         }
         BrokerCleanup.forget(pid: child.pid)

@@ -96,8 +96,13 @@ func httpRequest(port: Int, method: String, path: String, contentType: String? =
     }
 }
 
+/// How long a state change or a delivery may take to show in these tests: the whole `swift test`
+/// runs its tests at once on two cores, shared with other work. (What the issue bounds, delivery
+/// within 5 s of a broker's restart, is checked with its own bound.)
+let patience: Duration = .seconds(20)
+
 /// Polls `condition` until it holds, at most `timeout`.
-func eventually(_ what: String, timeout: Duration = .seconds(5), _ condition: () async throws -> Bool) async throws {
+func eventually(_ what: String, timeout: Duration = patience, _ condition: () async throws -> Bool) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while !(try await condition()) {
@@ -129,7 +134,7 @@ final class MessageCollector: @unchecked Sendable {
     var probes: Int { lock.withLock { received.count { $0 == .text("probe") } } }
 
     /// Waits until `count` messages (not probes) arrived, at most `timeout`; returns them.
-    func wait(for count: Int, timeout: Duration = .seconds(5)) async throws -> [WebSocketMessage] {
+    func wait(for count: Int, timeout: Duration = patience) async throws -> [WebSocketMessage] {
         try await eventually("\(count) messages (\(messages.count) so far)", timeout: timeout) { messages.count >= count }
         return messages
     }
@@ -138,7 +143,7 @@ final class MessageCollector: @unchecked Sendable {
 /// Publishes `probe` on `publisher` every 20 ms until `collector` got one: the subscription at the
 /// broker is made (each instance subscribes a moment after its first local subscriber).
 func waitUntilSubscribedAcross(_ collector: MessageCollector, publisher: ServeInstance, topic: String = "room",
-                               timeout: Duration = .seconds(5)) async throws {
+                               timeout: Duration = patience) async throws {
     let clock = ContinuousClock()
     let deadline = clock.now + timeout
     while collector.probes == 0 {

@@ -22,7 +22,8 @@ final class PostgresProcess: BrokerProcess, @unchecked Sendable {
         self.asUser = asUser
     }
 
-    /// Makes (`initdb`) and starts one. Throws (failing the test) when PostgreSQL is not installed.
+    /// Makes (a copy of the cluster `initdb` made once) and starts one. Throws (failing the test)
+    /// when PostgreSQL is not installed.
     static func start() async throws -> PostgresProcess {
         let initdb = try BrokerBinaries.find("initdb", in: (15...18).map { "/usr/lib/postgresql/\($0)/bin/initdb" },
                                              package: "postgresql")
@@ -35,15 +36,13 @@ final class PostgresProcess: BrokerProcess, @unchecked Sendable {
                                          + "(PostgreSQL refuses root): run `apt-get install -y postgresql`, which creates it")
             }
             let setpriv = try BrokerBinaries.find("setpriv", in: ["/usr/bin/setpriv", "/bin/setpriv"], package: "util-linux")
-            guard chown(folder.path, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
-                throw BrokerSetupFailure("cannot give \(folder.path) to the postgres user: errno \(errno)")
-            }
             asUser = [setpriv, "--reuid=\(user.pointee.pw_uid)", "--regid=\(user.pointee.pw_gid)", "--clear-groups", "--"]
         }
+        try giveToServerUser(folder, asUser: asUser)
+        // The cluster is a copy of one made by initdb once per test process (initdb takes seconds of CPU).
+        let template = try await SharedBrokers.shared.postgresTemplate(bin: bin, asUser: asUser)
         let data = folder.appendingPathComponent("data").path
-        let command = Self.command(asUser, initdb, ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync", "-E", "UTF8",
-                                                   "--no-instructions"])
-        try await ChildProcess.runToEnd(command.path, command.arguments, log: folder.appendingPathComponent("initdb.log"))
+        try await ChildProcess.runToEnd("/bin/cp", ["-a", template.path, data], log: folder.appendingPathComponent("copy.log"))
         return try await BrokerBinaries.startedOnAFreePort { PostgresProcess(port: $0, bin: bin, folder: folder, asUser: asUser) }
     }
 
@@ -77,6 +76,26 @@ final class PostgresProcess: BrokerProcess, @unchecked Sendable {
             try await Task.sleep(for: .milliseconds(20))
         }
         throw BrokerSetupFailure("PostgreSQL did not get ready on 127.0.0.1:\(port) within 30 s: \(child.output())")
+    }
+
+    /// A cluster made by `initdb` in a folder of its own, to be copied (trust authentication on
+    /// 127.0.0.1, user `postgres`).
+    static func makeTemplate(bin: String, asUser: [String]) async throws -> URL {
+        let folder = try BrokerBinaries.temporaryFolder("duplex-postgres-template")
+        try giveToServerUser(folder, asUser: asUser)
+        let data = folder.appendingPathComponent("data")
+        let command = Self.command(asUser, "\(bin)/initdb", ["-D", data.path, "-U", "postgres", "-A", "trust", "--no-sync",
+                                                            "-E", "UTF8", "--no-instructions"])
+        try await ChildProcess.runToEnd(command.path, command.arguments, log: folder.appendingPathComponent("initdb.log"))
+        return data
+    }
+
+    /// Makes `folder` the server user's when the server runs as `postgres` (`asUser` not empty).
+    private static func giveToServerUser(_ folder: URL, asUser: [String]) throws {
+        guard !asUser.isEmpty, let user = getpwnam("postgres") else { return }
+        guard chown(folder.path, user.pointee.pw_uid, user.pointee.pw_gid) == 0 else {
+            throw BrokerSetupFailure("cannot give \(folder.path) to the postgres user: errno \(errno)")
+        }
     }
 
     /// `program` with `arguments`, through `asUser` (setpriv) when that is not empty.

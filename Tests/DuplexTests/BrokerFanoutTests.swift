@@ -5,6 +5,10 @@ import Testing
 /// `BrokerFanout` over `InProcessBroker`: two servers in one process share their topics the way
 /// instances on several machines do through Redis or PostgreSQL.
 @Suite struct BrokerFanoutTests {
+    /// How long a state change may take to show: the whole `swift test` runs its tests at once on
+    /// two cores, shared with other work, and 5 s was seen to pass before a fan-out noticed.
+    static let patience: Duration = .seconds(20)
+
     /// Two servers with `/room` endpoints, each fanned out through `broker`; `body` gets their ports.
     static func withTwoServers(
         broker: InProcessBroker,
@@ -39,7 +43,7 @@ import Testing
         try await Self.withTwoServers(broker: broker) { a, b in
             let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/room")
             // The first local subscriber subscribes server A at the broker; B has none yet.
-            try await eventually("A to subscribe at the broker") { broker.subscriberCount(of: "room") == 1 }
+            try await eventually("A to subscribe at the broker", timeout: Self.patience) { broker.subscriberCount(of: "room") == 1 }
             let large = ByteBuffer(repeating: 0xA5, count: 9000)
             for i in 0..<100 { b.server.publish(.text("m\(i)"), to: "room") }
             b.server.publish(.binary(large), to: "room")
@@ -49,7 +53,7 @@ import Testing
 
             // A publisher on A with subscribers on both: each gets it once (A's own copy does not come back).
             let other = try await WebSocket.connect(to: "ws://127.0.0.1:\(b.port)/room")
-            try await eventually("B to subscribe at the broker") { broker.subscriberCount(of: "room") == 2 }
+            try await eventually("B to subscribe at the broker", timeout: Self.patience) { broker.subscriberCount(of: "room") == 2 }
             try await subscriber.send(text: "from A")
             #expect(try await messages.next() == .text("from A"))  // the room endpoint's own echo
             var otherMessages = other.messages.makeAsyncIterator()
@@ -60,7 +64,7 @@ import Testing
             _ = try await other.close()
             _ = try await subscriber.close()
             // The last subscribers left: both servers unsubscribed at the broker.
-            try await eventually("both to unsubscribe at the broker") { broker.subscriberCount(of: "room") == 0 }
+            try await eventually("both to unsubscribe at the broker", timeout: Self.patience) { broker.subscriberCount(of: "room") == 0 }
         }
     }
 
@@ -70,11 +74,11 @@ import Testing
             reconnect: ReconnectPolicy(initialDelay: .milliseconds(20), maxDelay: .milliseconds(100)))
         try await Self.withTwoServers(broker: broker, configuration: configuration) { a, b in
             let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/room")
-            try await eventually("A to subscribe at the broker") { broker.subscriberCount(of: "room") == 1 }
+            try await eventually("A to subscribe at the broker", timeout: Self.patience) { broker.subscriberCount(of: "room") == 1 }
             var messages = subscriber.messages.makeAsyncIterator()
 
             broker.setAvailable(false)
-            try await eventually("A to notice") { a.fanout.state != .connected }
+            try await eventually("A to notice", timeout: Self.patience) { a.fanout.state != .connected }
             if case .reconnecting = a.fanout.state {} else { Issue.record("state \(a.fanout.state)") }
             // Local delivery goes on; across instances, what is published now is lost (at-most-once).
             #expect(a.server.publish(.text("local"), to: "room") == 1)
@@ -82,8 +86,8 @@ import Testing
             b.server.publish(.text("lost"), to: "room")
 
             broker.setAvailable(true)
-            try await eventually("both to reconnect") { a.fanout.state == .connected && b.fanout.state == .connected }
-            try await eventually("A to subscribe again") { broker.subscriberCount(of: "room") == 1 }
+            try await eventually("both to reconnect", timeout: Self.patience) { a.fanout.state == .connected && b.fanout.state == .connected }
+            try await eventually("A to subscribe again", timeout: Self.patience) { broker.subscriberCount(of: "room") == 1 }
             b.server.publish(.text("back"), to: "room")
             #expect(try await messages.next() == .text("back"))
             _ = try await subscriber.close()
