@@ -217,9 +217,13 @@ public final class WebSocketServer: Service, Sendable {
         let open = context.connectionCount
         logger.info("shutting down", metadata: ["open_connections": "\(open)"])
         context.goAwayAll()
-        let deadline = NIODeadline.now() + (gracePeriod ?? configuration.shutdownGracePeriod)
-        while context.connectionCount > 0 && NIODeadline.now() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
+        // Until the last WebSocket has closed (woken by its close, not polled), at most the grace period.
+        let grace = gracePeriod ?? configuration.shutdownGracePeriod
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.context.waitUntilNoConnections() }
+            group.addTask { try? await Task.sleep(nanoseconds: UInt64(Swift.max(grace.nanoseconds, 0))) }
+            await group.next()
+            group.cancelAll()
         }
         context.closeAll()
         // Every connection is closing, which cancels its handler; a handler that ignores
@@ -277,6 +281,9 @@ final class ServerContext: Sendable {
     /// Number of open WebSocket connections.
     var connectionCount: Int { liveWebSockets.value }
 
+    /// Returns once no WebSocket connection is open (at once if none is), or when cancelled.
+    func waitUntilNoConnections() async { await liveWebSockets.waitUntilZero() }
+
     func nextConnectionID() -> UInt64 { connectionIDs.wrappingIncrementThenLoad(ordering: .relaxed) }
 
     /// Where the async handlers of connections on `eventLoop` run: on that loop, unless the
@@ -317,12 +324,4 @@ final class ServerContext: Sendable {
         }
         sessions.endAll()
     }
-}
-
-/// The number of open connections of a server.
-final class LiveConnectionCounter: Sendable {
-    private let count = ManagedAtomic(0)
-    var value: Int { count.load(ordering: .relaxed) }
-    func opened() { count.wrappingIncrement(ordering: .relaxed) }
-    func closed() { count.wrappingDecrement(ordering: .relaxed) }
 }
