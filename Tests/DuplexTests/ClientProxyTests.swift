@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func wssThroughTheProxy() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         let proxy = try await TestConnectProxy.start()
         defer { Task { await proxy.stop() } }
@@ -56,7 +56,7 @@ import Testing
     /// socket is connected to (the proxy's).
     @Test func wssThroughTheProxyChecksTheTargetsName() async throws {
         // A wildcard certificate that also names 127.0.0.1, the proxy's address.
-        let certificate = try TestCertificate.make(subjectAltName: "DNS:*.example.test,IP:127.0.0.1")
+        let certificate = try await TestCertificate.make(subjectAltName: "DNS:*.example.test,IP:127.0.0.1")
         defer { certificate.remove() }
         // The proxy opens every tunnel to 127.0.0.1, so the names need not resolve.
         let proxy = try await TestConnectProxy.start(connectTo: "127.0.0.1")
