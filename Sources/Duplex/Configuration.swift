@@ -30,7 +30,9 @@ public struct WebSocketConfiguration: Sendable {
     public var outboundLowWaterMark: Int
     /// Hard cap on buffered outbound bytes; a message (sent or published) whose frames would pass
     /// it, headers included (every fragment's; permessage-deflate's counted uncompressed), meets
-    /// ``backpressurePolicy``. Only that policy's close frame goes over it. Default: 16 MiB.
+    /// ``backpressurePolicy``. An empty buffer takes any message of up to this many payload bytes
+    /// (so a message as large as the limit can be sent, with its headers over it); that and the
+    /// policy's close frame are all that go over it. Default: 16 MiB.
     public var outboundHardLimit: Int
     /// What happens to a send past ``outboundHardLimit``.
     public var backpressurePolicy: BackpressurePolicy

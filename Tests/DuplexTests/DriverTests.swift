@@ -521,9 +521,10 @@ enum Violation: String, CaseIterable, Sendable {
 
     /// The hard limit counts what a message adds to the outbound buffer: its frame's header, or
     /// every fragment's, with its payload. A message whose frames would pass the limit meets the
-    /// policy; one that reaches it exactly is written. (Sends counted their payload only, and a
-    /// published message fragmented by `fragmentSize` one header: FuzzTopics took a buffer to the
-    /// limit plus the header bytes.)
+    /// policy; one that reaches it exactly is written; an empty buffer takes any message of up
+    /// to the limit's payload. (Sends counted their payload only, and a published message
+    /// fragmented by `fragmentSize` one header: FuzzTopics took a buffer to the limit plus the
+    /// header bytes.)
     @Test func theHardLimitCountsTheFrameHeadersOfSendsAndPublishedMessages() throws {
         func configuration(fragmentSize: Int?) -> WebSocketConfiguration {
             WebSocketConfiguration(pingInterval: nil, outboundHighWaterMark: 64, outboundLowWaterMark: 16,
@@ -535,28 +536,35 @@ enum Violation: String, CaseIterable, Sendable {
         // channel buffers them. Over the high-water mark (64) the channel turns unwritable, as NIO's does.
         let h = try DriverHarness(configuration(fragmentSize: nil), topics: registry)
         defer { h.finish() }
-        #expect(h.driver.send(.binary, bytes(99)) == .dropped)  // a 101-byte frame
-        #expect(h.driver.send(.binary, bytes(98)) == .sent)     // 100 bytes: the limit
+        #expect(h.driver.send(.binary, bytes(101)) == .dropped)  // over the limit alone
+        #expect(h.driver.send(.binary, bytes(100)) == .sent)     // into an empty buffer: 102 bytes
         setWritable(h, false)
-        #expect(h.driver.send(.text, bytes(0)) == .dropped)     // 2 more
+        #expect(h.driver.send(.text, bytes(0)) == .dropped)
+        h.loop.run()
+        setWritable(h, true)
+        #expect(try h.written().map(\.payload.readableBytes) == [100])
+        #expect(h.driver.send(.binary, bytes(96)) == .sent)      // 98 bytes
+        setWritable(h, false)
+        #expect(h.driver.send(.binary, bytes(1)) == .dropped)    // 3 more: 101
+        #expect(h.driver.send(.binary, bytes(0)) == .buffered)   // 2 more: 100, the limit
         #expect(h.driver.bufferedBytes == 100)
         h.loop.run()
         setWritable(h, true)
-        #expect(try h.written().map(\.payload.readableBytes) == [98])
+        #expect(try h.written().map(\.payload.readableBytes) == [96, 0])
         #expect(try h.driver.subscribe(to: "plain"))
-        registry.publish(SharedFrame(opcode: .binary, payload: bytes(98)), to: "plain")
+        registry.publish(SharedFrame(opcode: .binary, payload: bytes(96)), to: "plain")
         setWritable(h, false)
-        registry.publish(SharedFrame(opcode: .binary, payload: bytes(0)), to: "plain")
-        #expect(h.driver.bufferedBytes == 100)
+        registry.publish(SharedFrame(opcode: .binary, payload: bytes(1)), to: "plain")
+        #expect(h.driver.bufferedBytes == 98)
         h.loop.run()
-        #expect(try h.written().map(\.payload.readableBytes) == [98])
+        #expect(try h.written().map(\.payload.readableBytes) == [96])
 
         // Fragments of 10 payload bytes, each frame 12 bytes with its header.
         let f = try DriverHarness(configuration(fragmentSize: 10), topics: registry)
         defer { f.finish() }
-        #expect(f.driver.send(.binary, bytes(90)) == .dropped)  // 9 frames: 108 bytes
         #expect(f.driver.send(.binary, bytes(70)) == .sent)     // 7 frames: 84 bytes
         setWritable(f, false)
+        #expect(f.driver.send(.binary, bytes(14)) == .dropped)  // 2 frames, 18 bytes: 102 (one frame would fit)
         #expect(f.driver.send(.binary, bytes(0)) == .buffered)  // 86 bytes
         #expect(try f.driver.subscribe(to: "fragments"))
         // 12 bytes in 2 fragments: 16 more, 102 (its unfragmented frame, 14 bytes, would fit).
