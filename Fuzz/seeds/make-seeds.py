@@ -276,3 +276,6 @@ write(ftp, "large", topics(0x0F, 2, subscribe_all(2), top(UNWRITABLE, 0), top(PU
 # A burst in one turn of the loop passes the limit of a peer that reads (NIO holds it all until the flush).
 write(ftp, "burst", topics(0x10, 2, subscribe_all(2), *[top(PUB, same_turn=True, size=30) for _ in range(5)],
                            top(PUB, size=1), read_all(2)))
+# An empty buffer takes a message of the limit's payload (64 + 2 bytes); the next one closes it.
+write(ftp, "limit-sized", topics(0x00, 2, subscribe_all(2), top(STALL, 0), top(PUB, size=63), top(SEND, 0, size=0),
+                                 top(RESUME, 0), top(SEND, 0, size=64), top(PUB, size=0), read_all(2), top(PEER_CLOSE, 0), read_all(2)))
