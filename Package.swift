@@ -7,6 +7,8 @@ let package = Package(
     products: [
         .library(name: "DuplexCore", targets: ["DuplexCore"]),
         .library(name: "Duplex", targets: ["Duplex"]),
+        .library(name: "DuplexRedis", targets: ["DuplexRedis"]),
+        .library(name: "DuplexPostgres", targets: ["DuplexPostgres"]),
         .executable(name: "duplex", targets: ["DuplexCLI"]),
     ],
     dependencies: [
@@ -22,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
         .package(url: "https://github.com/apple/swift-nio-http2.git", from: "1.46.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
@@ -49,6 +52,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "NIOHTTP2", package: "swift-nio-http2"),
                 .product(name: "NIOHTTPTypesHTTP2", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
@@ -57,11 +61,36 @@ let package = Package(
                 .product(name: "Atomics", package: "swift-atomics"),
             ]
         ),
+        // Topics across servers through Redis: a small RESP2 client on SwiftNIO and `RedisBroker`.
+        .target(
+            name: "DuplexRedis",
+            dependencies: [
+                "Duplex",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
+        // Topics across servers through PostgreSQL LISTEN/NOTIFY (postgres-nio): `PostgresBroker`.
+        .target(
+            name: "DuplexPostgres",
+            dependencies: [
+                "Duplex",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         // The `duplex` command-line tool.
         .executableTarget(
             name: "DuplexCLI",
             dependencies: [
                 "Duplex",
+                "DuplexRedis",
+                "DuplexPostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
@@ -183,6 +212,20 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+        // Topics across servers through real brokers (redis-server, PostgreSQL) that the tests start.
+        .testTarget(
+            name: "DuplexBrokerTests",
+            dependencies: [
+                "DuplexCLI",
+                "Duplex",
+                "DuplexRedis",
+                "DuplexPostgres",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

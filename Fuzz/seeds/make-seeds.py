@@ -217,3 +217,65 @@ write(fhs, "chunked-body", bytes([0x02, 0x01]) + request(
 write(fhs, "headers-too-large", bytes([0x01, 0x03]) + request("GET /echo HTTP/1.1", *UPGRADE, "Cookie: " + "c" * 300))
 write(fhs, "garbage", bytes([0x00, 0x00]) + b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03GET / HTTP/1.1\r\n\r\n")
 write(fhs, "other-upgrade", bytes([0x00, 0x01]) + request("GET /echo HTTP/1.1", "Host: a", "Upgrade: h2c", "Connection: Upgrade, HTTP2-Settings"))
+
+# FuzzTopics: [config] [connections - 1] [op, arg (, size byte for publish and send)]...
+# config: bits 0-1 high-water mark (64, 512, 4096, 4096), bits 2-3 hard limit (high + 0, 100,
+# 1000, 70000), bits 4-5 policy (close 1013, close 1008, drop, drop), bits 6-7 fragment size
+# (none, none, 40, 1000); arg: connection (bits 0-2), topic (bits 3-4), binary (bit 5), same
+# turn of the loop (bit 6); size byte: s & 63, 100 + 16 (s & 63), 120 + 64 (s & 63), 65500 + 2 (s & 63) by s >> 6.
+ftp = "FuzzTopics"
+(SUB, UNSUB, PUB, CPUB, READ, STALL, RESUME, UNWRITABLE, ABRUPT, PEER_CLOSE, TIME_PASSES, SEND) = range(12)
+
+
+def top(op, c=0, t=0, binary=False, same_turn=False, size=None):
+    arg = c | t << 3 | (0x20 if binary else 0) | (0x40 if same_turn else 0)
+    return bytes([op, arg]) + (bytes([size]) if size is not None else b"")
+
+
+def topics(config, connections, *ops):
+    return bytes([config, connections - 1]) + b"".join(ops)
+
+
+def subscribe_all(n, t=0):
+    return b"".join(top(SUB, c, t) for c in range(n))
+
+
+def read_all(n):
+    return b"".join(top(READ, c) for c in range(n))
+
+
+# Four subscribers of one topic, text and binary of every header size, read by all.
+write(ftp, "fanout", topics(0x03, 4, subscribe_all(4), top(PUB, size=5), top(PUB, binary=True, size=0x40 | 2),
+                            top(PUB, size=0xC0 | 1), top(PUB, binary=True, size=0), read_all(4)))
+# A subscriber that stops reading passes a 64 + 100 byte limit: closed with 1013, the others get everything.
+write(ftp, "slow-close-1013", topics(0x04, 3, subscribe_all(3), top(STALL, 1),
+                                     *[top(PUB, size=40) for _ in range(6)], read_all(3), top(TIME_PASSES), top(RESUME, 1), read_all(3)))
+write(ftp, "slow-close-1008", topics(0x14, 2, subscribe_all(2), top(STALL, 0),
+                                     *[top(PUB, binary=True, size=60) for _ in range(4)], top(RESUME, 0), top(PEER_CLOSE, 0), read_all(2)))
+# .drop: the slow subscriber loses what does not fit and stays subscribed.
+write(ftp, "slow-drop", topics(0x25, 3, subscribe_all(3), top(STALL, 2),
+                               *[top(PUB, size=0x40 | 4) for _ in range(8)], read_all(3), top(RESUME, 2),
+                               top(PUB, size=3), read_all(3)))
+# Subscribing twice, unsubscribing, several topics, publishes in between.
+write(ftp, "unsubscribe", topics(0x0A, 3, subscribe_all(3), top(SUB, 0), top(SUB, 1, 1), top(PUB, size=1),
+                                 top(UNSUB, 0), top(UNSUB, 0), top(PUB, size=2), top(PUB, t=1, size=3), top(UNSUB, 2, 2), read_all(3)))
+# A connection publishes to the others and sends to itself (a room), some in one turn of the loop.
+write(ftp, "room", topics(0x0D, 3, subscribe_all(3, 2), top(CPUB, 1, 2, size=8), top(SEND, 1, size=8),
+                          top(CPUB, 2, 2, same_turn=True, size=0x40 | 10), top(SEND, 2, same_turn=True, size=0x40 | 10),
+                          top(CPUB, 0, 3, size=4), read_all(3)))
+# Fragments of 40 bytes, one message over the high mark: unwritable, a send answers .buffered.
+write(ftp, "fragments", topics(0x81, 2, subscribe_all(2), top(PUB, size=0x40 | 8), top(STALL, 1),
+                               top(SEND, 1, size=0x40 | 40), top(SEND, 1, size=3), read_all(2), top(RESUME, 1), read_all(2)))
+# Abrupt closes and the peer's close: counts go down, nothing more arrives.
+write(ftp, "closes", topics(0x0F, 4, subscribe_all(4), subscribe_all(4, 1), top(PUB, size=9), top(ABRUPT, 1),
+                            top(PEER_CLOSE, 2), top(STALL, 3), top(PEER_CLOSE, 3, binary=True), top(PUB, size=9),
+                            top(SUB, 2), top(UNSUB, 1), top(TIME_PASSES), read_all(4)))
+# 64 KiB messages (64-bit lengths) under a 4096 + 70000 byte limit; one subscriber forced unwritable.
+write(ftp, "large", topics(0x0F, 2, subscribe_all(2), top(UNWRITABLE, 0), top(PUB, binary=True, size=0xC0 | 5),
+                           top(PUB, size=0xC0 | 63), top(SEND, 0, size=1), read_all(2), top(RESUME, 0), read_all(2)))
+# A burst in one turn of the loop passes the limit of a peer that reads (NIO holds it all until the flush).
+write(ftp, "burst", topics(0x10, 2, subscribe_all(2), *[top(PUB, same_turn=True, size=30) for _ in range(5)],
+                           top(PUB, size=1), read_all(2)))
+# An empty buffer takes a message of the limit's payload (64 + 2 bytes); the next one closes it.
+write(ftp, "limit-sized", topics(0x00, 2, subscribe_all(2), top(STALL, 0), top(PUB, size=63), top(SEND, 0, size=0),
+                                 top(RESUME, 0), top(SEND, 0, size=64), top(PUB, size=0), read_all(2), top(PEER_CLOSE, 0), read_all(2)))

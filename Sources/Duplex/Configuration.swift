@@ -28,8 +28,11 @@ public struct WebSocketConfiguration: Sendable {
     public var outboundHighWaterMark: Int
     /// Once writable again, sends resume when the buffered bytes fall under this. Default: 256 KiB.
     public var outboundLowWaterMark: Int
-    /// Hard cap on buffered outbound bytes; a send that would pass it meets ``backpressurePolicy``.
-    /// Default: 16 MiB.
+    /// Hard cap on buffered outbound bytes; a message (sent or published) whose frames would pass
+    /// it, headers included (every fragment's; permessage-deflate's counted uncompressed), meets
+    /// ``backpressurePolicy``. An empty buffer takes any message of up to this many payload bytes
+    /// (so a message as large as the limit can be sent, with its headers over it); that and the
+    /// policy's close frame are all that go over it. Default: 16 MiB.
     public var outboundHardLimit: Int
     /// What happens to a send past ``outboundHardLimit``.
     public var backpressurePolicy: BackpressurePolicy

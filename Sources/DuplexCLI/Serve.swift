@@ -49,6 +49,17 @@ struct Serve: AsyncParsableCommand {
     var tickerInterval = 0.5
     @Flag(help: "Serve Prometheus metrics at GET /metrics (swift-prometheus as the swift-metrics backend).")
     var metrics = false
+    @Option(help: ArgumentHelp("Broker that carries topics to other instances: redis://[:PASS@]HOST[:PORT][/DB] or postgres://USER:PASS@HOST[:PORT]/DB (default: $DUPLEX_BROKER; none: this instance only).",
+                               valueName: "url"))
+    var broker: String?
+
+    /// `--broker`, else `$DUPLEX_BROKER` (empty means none).
+    var brokerURL: String? {
+        if let broker { return broker.isEmpty ? nil : broker }
+        guard let value = getenv(BrokerSetup.environmentVariable) else { return nil }
+        let url = String(cString: value)
+        return url.isEmpty ? nil : url
+    }
 
     func validate() throws {
         if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tls-cert and --tls-key go together") }
@@ -86,17 +97,35 @@ struct Serve: AsyncParsableCommand {
         let tls = try tlsCert.map { try TLSConfiguration.duplexServer(certificatePath: $0, privateKeyPath: tlsKey!, http2: http2) }
         let eventLoops: MultiThreadedEventLoopGroup = threads.map { MultiThreadedEventLoopGroup(numberOfThreads: $0) } ?? .singleton
         let reference = ServerReference()
+        let fanoutReference = FanoutReference()
+        var router = Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
+                                 server: reference, metrics: registry)
+        BrokerSetup.registerHealth(on: &router, fanout: fanoutReference)
         var configuration = WebSocketServer.Configuration(host: host, port: port, tls: tls, webSocket: webSocket,
                                                           handshakeTimeout: .seconds(handshakeTimeout))
         configuration.http2.priorKnowledgeCleartext = h2c
         let server = WebSocketServer(
             configuration: configuration,
-            router: Self.router(extensions: deflate ? [PerMessageDeflate.ServerNegotiator(configuration: deflateConfiguration)] : [],
-                                server: reference, metrics: registry),
+            router: router,
             group: eventLoops,
             logger: logger
         )
         reference.set(server)
+        var fanout: BrokerFanout?
+        if let brokerURL {
+            do {
+                let made = BrokerFanout(broker: try BrokerSetup.broker(for: brokerURL), server: server,
+                                        logger: Logger(label: "duplex.broker"))
+                try await made.start()
+                fanoutReference.set(made)
+                fanout = made
+            } catch {
+                // A wrong or unreachable broker at start is a configuration error: say so, exit 1.
+                var standardError = StandardError()
+                print("duplex serve: \(error)", to: &standardError)
+                throw ExitCode.failure
+            }
+        }
         let address = try await server.start()
         let scheme = tls == nil ? "http" : "https"
         let wsScheme = tls == nil ? "ws" : "wss"
@@ -109,10 +138,15 @@ struct Serve: AsyncParsableCommand {
               + " curl -N -H 'Accept: text/event-stream' \(scheme)://\(authority)/topics/NAME")
         print("duplex serve: health check \(scheme)://\(authority)/healthz, transports \(scheme)://\(authority)/stats/transports")
         if registry != nil { print("duplex serve: Prometheus metrics \(scheme)://\(authority)/metrics") }
+        if let fanout {
+            print("duplex serve: topics shared through \(fanout.broker.redactedDescription) as node \(fanout.node)")
+        }
         fflush(nil)  // all streams: the URLs must show at once in a pipe too
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: server)]
+        if let fanout { services.append(.init(service: fanout)) }
         if tickerInterval > 0 {
-            services.append(.init(service: TickerService(server: server, interval: .nanoseconds(Int64(tickerInterval * 1e9)))))
+            services.append(.init(service: TickerService(server: server, interval: .nanoseconds(Int64(tickerInterval * 1e9)),
+                                                         node: fanout.map { String($0.node.description.prefix(8)) })))
         }
         let group = ServiceGroup(
             configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
@@ -139,6 +173,16 @@ struct Serve: AsyncParsableCommand {
         TransportRoutes.register(on: &router, server: server)
         return router
     }
+}
+
+/// Standard error as a `print(_:to:)` target.
+struct StandardError: TextOutputStream {
+    mutating func write(_ string: String) { writeToStandardError(string) }
+}
+
+private func writeToStandardError(_ string: String) {
+    let bytes = Array(string.utf8)
+    _ = bytes.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }
 
 extension TimeAmount {

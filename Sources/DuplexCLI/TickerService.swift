@@ -9,10 +9,16 @@ import Darwin
 /// The simulated stock ticker of `duplex serve`: every `interval` it moves a few prices at random
 /// and publishes them to topic `ticker` as one JSON text message:
 /// `{"type":"ticker","time":<unix ms>,"prices":[{"symbol":"DPLX","price":101.25,"change":0.35}, ...]}`.
+///
+/// With a broker the ticker publishes through it to every instance, and its messages carry
+/// `"node":"<first 8 hex digits of the instance's node id>"`: every instance with a ticker adds
+/// its own stream of prices, so run it on one instance (`--ticker-interval 0` on the others).
 struct TickerService: Service {
     static let topic = "ticker"
     let server: WebSocketServer
     let interval: Duration
+    /// The publishing instance's short node id, with a broker.
+    var node: String? = nil
 
     private struct Quote {
         var symbol: String
@@ -39,19 +45,20 @@ struct TickerService: Service {
                     quotes[index].change = ((price - quotes[index].price) * 100).rounded() / 100
                     quotes[index].price = price
                 }
-                server.publish(.text(Self.json(quotes: quotes)), to: Self.topic)
+                server.publish(.text(Self.json(quotes: quotes, node: node)), to: Self.topic)
             }
         } catch {
             // Cancelled: the server shuts down.
         }
     }
 
-    private static func json(quotes: [Quote]) -> String {
+    private static func json(quotes: [Quote], node: String?) -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         let millis = Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
         let prices = quotes.map { #"{"symbol":"\#($0.symbol)","price":\#(decimal($0.price)),"change":\#(decimal($0.change))}"# }
-        return #"{"type":"ticker","time":\#(millis),"prices":[\#(prices.joined(separator: ","))]}"#
+        let origin = node.map { #","node":"\#($0)""# } ?? ""
+        return #"{"type":"ticker","time":\#(millis)\#(origin),"prices":[\#(prices.joined(separator: ","))]}"#
     }
 
     /// Two decimals, without Foundation's formatters.

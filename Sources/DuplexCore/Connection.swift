@@ -337,6 +337,20 @@ public struct Connection {
         }
     }
 
+    /// The bytes ``send(_:payload:fragmentSize:)`` queues for a data message of `payloadLength`
+    /// bytes that no extension resizes: every frame's header (masked in the client role) and the
+    /// payload, in frames of at most `fragmentSize` payload bytes if set. Backpressure counts a
+    /// message with it (for permessage-deflate, uncompressed: the limit is decided before encoding).
+    public func outboundSize(ofMessage payloadLength: Int, fragmentSize: Int? = nil) -> Int {
+        let masked = role == .client
+        guard let size = fragmentSize, size > 0, payloadLength > size else {
+            return FrameHeader.encodedSize(payloadLength: payloadLength, masked: masked) + payloadLength
+        }
+        let (whole, rest) = payloadLength.quotientAndRemainder(dividingBy: size)
+        return whole * FrameHeader.encodedSize(payloadLength: size, masked: masked)
+            + (rest > 0 ? FrameHeader.encodedSize(payloadLength: rest, masked: masked) : 0) + payloadLength
+    }
+
     /// A message's payload as the negotiated extensions encode it, with the RSV bits they set.
     mutating func encode(_ opcode: Opcode, _ payload: ByteBuffer) throws(SendError) -> (ByteBuffer, ReservedBits) {
         var payload = payload

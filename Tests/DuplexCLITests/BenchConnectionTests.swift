@@ -88,7 +88,7 @@ import Testing
     }
 
     @Test func wssConnectionsOpenOverTLS() async throws {
-        let certificate = try BenchTestCertificate.make()
+        let certificate = try await BenchTestCertificate.make()
         defer { certificate.remove() }
         var router = WebSocketRouter()
         let opened = NIOLockedValueBox(0)
@@ -131,7 +131,9 @@ struct BenchTestCertificate {
     var certificatePath: String { directory.appendingPathComponent("cert.pem").path }
     var keyPath: String { directory.appendingPathComponent("key.pem").path }
 
-    static func make() throws -> BenchTestCertificate {
+    /// openssl's end is awaited through `terminationHandler`, not `waitUntilExit()`, which would
+    /// hold one of the cooperative pool's two threads while it runs.
+    static func make() async throws -> BenchTestCertificate {
         let made = BenchTestCertificate(directory: FileManager.default.temporaryDirectory.appendingPathComponent("duplex-bench-tls-\(UUID().uuidString)"))
         try FileManager.default.createDirectory(at: made.directory, withIntermediateDirectories: true)
         let openssl = Process()
@@ -141,9 +143,15 @@ struct BenchTestCertificate {
                              "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
         openssl.standardOutput = FileHandle.nullDevice
         openssl.standardError = FileHandle.nullDevice
-        try openssl.run()
-        openssl.waitUntilExit()
-        guard openssl.terminationStatus == 0 else { throw BenchError.handshake("openssl exited with \(openssl.terminationStatus)") }
+        let status: Int32 = try await withCheckedThrowingContinuation { continuation in
+            openssl.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+            do {
+                try openssl.run()
+            } catch {
+                continuation.resume(throwing: error)
+            }
+        }
+        guard status == 0 else { throw BenchError.handshake("openssl exited with \(status)") }
         return made
     }
 

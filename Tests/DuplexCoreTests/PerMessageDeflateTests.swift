@@ -89,6 +89,37 @@ import Testing
         #expect(error.closeCode == .messageTooBig)
     }
 
+    /// Whatever the limit, a message that inflates past it fails: no call returns more than the
+    /// `maxOutput` it was given (ByteBuffer rounds a reservation up to a power of two, and zlib
+    /// used to fill the rounding when a frame's input ended as the output filled; found by
+    /// FuzzInflate, whose reproducer is also a seed in Fuzz/seeds/FuzzInflate/).
+    @Test func decodeNeverReturnsMoreThanTheLimit() throws {
+        for size in [20_000, 70_000] {
+            let message = ByteBuffer(bytes: (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 5) })
+            let compressed = try #require(try codec().encode(message: message, opcode: .binary)).payload
+            for frameSize in [1, 7, 64] {
+                for limit in stride(from: 4_001, to: size, by: 1_999) {
+                    let receiver = codec()
+                    defer { receiver.shutdown() }
+                    var rest = compressed
+                    var produced = 0
+                    while let frame = rest.readSlice(length: min(frameSize, rest.readableBytes)), frame.readableBytes > 0 {
+                        let maxOutput = limit - produced
+                        do {
+                            let output = try receiver.decode(frame: frame, isFinal: rest.readableBytes == 0, maxOutput: maxOutput)
+                            #expect(output.readableBytes <= maxOutput, "returned \(output.readableBytes) with maxOutput \(maxOutput)")
+                            produced += output.readableBytes
+                        } catch {
+                            #expect(error == .messageTooBig)
+                            break
+                        }
+                    }
+                    #expect(produced <= limit, "\(size) bytes, limit \(limit), frames of \(frameSize): \(produced) bytes out")
+                }
+            }
+        }
+    }
+
     @Test func corruptDataFailsWith1007() {
         #expect(throws: ExtensionError.self) {
             _ = try codec().decode(frame: ByteBuffer(bytes: [0xFF, 0xFF, 0xFF, 0xFF]), isFinal: true, maxOutput: 100)

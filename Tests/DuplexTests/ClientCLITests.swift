@@ -138,7 +138,7 @@ import Testing
     }
 
     @Test func wssWithACAFileAndInsecure() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
             let trusted = try await Self.duplex(["connect", "--ca", certificate.certificatePath, "wss://localhost:\(port)/echo"], input: "tls\n")

@@ -176,7 +176,7 @@ import Testing
     }
 
     @Test func wssWithPython() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await Self.withPythonServer(arguments: ["--tls", certificate.certificatePath, certificate.keyPath]) { port in
             var configuration = loopbackClientConfiguration()

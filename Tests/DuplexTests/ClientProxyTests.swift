@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func wssThroughTheProxy() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         let proxy = try await TestConnectProxy.start()
         defer { Task { await proxy.stop() } }
@@ -56,7 +56,7 @@ import Testing
     /// socket is connected to (the proxy's).
     @Test func wssThroughTheProxyChecksTheTargetsName() async throws {
         // A wildcard certificate that also names 127.0.0.1, the proxy's address.
-        let certificate = try TestCertificate.make(subjectAltName: "DNS:*.example.test,IP:127.0.0.1")
+        let certificate = try await TestCertificate.make(subjectAltName: "DNS:*.example.test,IP:127.0.0.1")
         defer { certificate.remove() }
         // The proxy opens every tunnel to 127.0.0.1, so the names need not resolve.
         let proxy = try await TestConnectProxy.start(connectTo: "127.0.0.1")
@@ -138,6 +138,21 @@ import Testing
                 Issue.record("connected through a proxy that hung up")
             } catch WebSocketError.proxyFailed(let reason) {
                 #expect(reason.contains("closed the connection"), "\(reason)")
+            }
+        }
+    }
+
+    @Test func aMalformedAnswerIsAProxyError() async throws {
+        // Not HTTP at all (some other service on the proxy's port).
+        let server = try await CannedHTTPServer.start { _ in "SSH-2.0-OpenSSH_9.6\r\n\r\n" }
+        defer { Task { await server.stop() } }
+        try await withTimeLimit {
+            do {
+                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                                                configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port)))
+                Issue.record("connected through a proxy that does not speak HTTP")
+            } catch WebSocketError.proxyFailed(let reason) {
+                #expect(reason.contains("malformed answer to CONNECT 127.0.0.1:9"), "\(reason)")
             }
         }
     }

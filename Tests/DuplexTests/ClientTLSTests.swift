@@ -20,7 +20,7 @@ import Testing
     }
 
     @Test func trustsACAFileWithSNIAndHostnameVerification() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
             try await withTimeLimit {
@@ -33,7 +33,7 @@ import Testing
     }
 
     @Test func insecureOptInAcceptsASelfSignedCertificate() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
             try await withTimeLimit {
@@ -47,7 +47,7 @@ import Testing
     }
 
     @Test func systemTrustRefusesASelfSignedCertificate() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
             try await withTimeLimit {
@@ -63,7 +63,7 @@ import Testing
 
     @Test func aWrongNameIsRefused() async throws {
         // A certificate for localhost only (no IP address in it).
-        let certificate = try TestCertificate.make(subjectAltName: "DNS:localhost")
+        let certificate = try await TestCertificate.make(subjectAltName: "DNS:localhost")
         defer { certificate.remove() }
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
             try await withTimeLimit {
@@ -94,7 +94,7 @@ import Testing
     }
 
     @Test func trustedCertificatesInMemory() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         let trusted = try NIOSSLCertificate.fromPEMFile(certificate.certificatePath)
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
@@ -113,7 +113,7 @@ import Testing
     }
 
     @Test func plainWebSocketToATLSServerFails() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
             try await withTimeLimit {

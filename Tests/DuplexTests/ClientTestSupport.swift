@@ -398,6 +398,20 @@ private final class ProxyRelayHandler: ChannelInboundHandler {
 
 // MARK: - TLS
 
+/// Runs `process` to its end and returns its exit status, awaiting Foundation's
+/// `terminationHandler`: `waitUntilExit()` would hold one of the cooperative pool's threads (two
+/// on a 2-core machine, shared by every test) for as long as the process runs.
+func exitStatus(of process: Process) async throws -> Int32 {
+    try await withCheckedThrowingContinuation { continuation in
+        process.terminationHandler = { continuation.resume(returning: $0.terminationStatus) }
+        do {
+            try process.run()
+        } catch {
+            continuation.resume(throwing: error)
+        }
+    }
+}
+
 /// A self-signed certificate (by default for `localhost` and 127.0.0.1), made with the `openssl`
 /// command in a fresh temporary directory.
 struct TestCertificate {
@@ -405,7 +419,7 @@ struct TestCertificate {
     let certificatePath: String
     let keyPath: String
 
-    static func make(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") throws -> TestCertificate {
+    static func make(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") async throws -> TestCertificate {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("duplex-client-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificate = directory.appendingPathComponent("cert.pem").path
@@ -419,9 +433,8 @@ struct TestCertificate {
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else { throw ClientTestFailure("openssl exited with \(process.terminationStatus)") }
+        let status = try await exitStatus(of: process)
+        guard status == 0 else { throw ClientTestFailure("openssl exited with \(status)") }
         return TestCertificate(directory: directory, certificatePath: certificate, keyPath: key)
     }
 

@@ -81,7 +81,8 @@ private final class DriverHarness {
         case task
     }
 
-    init(_ configuration: WebSocketConfiguration, api: API = .callbacks(), loop: EmbeddedEventLoop = EmbeddedEventLoop()) throws {
+    init(_ configuration: WebSocketConfiguration, api: API = .callbacks(), loop: EmbeddedEventLoop = EmbeddedEventLoop(),
+         topics: TopicRegistry? = nil) throws {
         self.loop = loop
         channel = EmbeddedChannel(loop: loop)
         channel.connect(to: try SocketAddress(ipAddress: "127.0.0.1", port: 8080), promise: nil)
@@ -114,7 +115,7 @@ private final class DriverHarness {
             Task(executorPreference: loopExecutor) { await scope.run() }
         }
         let settings = ConnectionSettings(role: .server, configuration: configuration, metrics: WebSocketMetrics(role: .server),
-                                          logger: testLogger(), scope: scope)
+                                          logger: testLogger(), scope: scope, topics: topics)
         driver = ConnectionDriver(connection: Connection(role: .server, configuration: settings.coreConfiguration),
                                   settings: settings, info: ConnectionInfo(connectionID: 1), application: application,
                                   eventLoop: loop, handlerExecutor: executor)
@@ -516,6 +517,63 @@ enum Violation: String, CaseIterable, Sendable {
     private func setWritable(_ h: DriverHarness, _ writable: Bool) {
         h.channel.isWritable = writable
         h.channel.pipeline.fireChannelWritabilityChanged()
+    }
+
+    /// The hard limit counts what a message adds to the outbound buffer: its frame's header, or
+    /// every fragment's, with its payload. A message whose frames would pass the limit meets the
+    /// policy; one that reaches it exactly is written; an empty buffer takes any message of up
+    /// to the limit's payload. (Sends counted their payload only, and a published message
+    /// fragmented by `fragmentSize` one header: FuzzTopics took a buffer to the limit plus the
+    /// header bytes.)
+    @Test func theHardLimitCountsTheFrameHeadersOfSendsAndPublishedMessages() throws {
+        func configuration(fragmentSize: Int?) -> WebSocketConfiguration {
+            WebSocketConfiguration(pingInterval: nil, outboundHighWaterMark: 64, outboundLowWaterMark: 16,
+                                   outboundHardLimit: 100, backpressurePolicy: .drop, fragmentSize: fragmentSize)
+        }
+        let bytes = { (count: Int) in ByteBuffer(repeating: 7, count: count) }
+        let registry = TopicRegistry()
+        // Sends outside a read batch are flushed at the end of the loop turn: until then the
+        // channel buffers them. Over the high-water mark (64) the channel turns unwritable, as NIO's does.
+        let h = try DriverHarness(configuration(fragmentSize: nil), topics: registry)
+        defer { h.finish() }
+        #expect(h.driver.send(.binary, bytes(101)) == .dropped)  // over the limit alone
+        #expect(h.driver.send(.binary, bytes(100)) == .sent)     // into an empty buffer: 102 bytes
+        setWritable(h, false)
+        #expect(h.driver.send(.text, bytes(0)) == .dropped)
+        h.loop.run()
+        setWritable(h, true)
+        #expect(try h.written().map(\.payload.readableBytes) == [100])
+        #expect(h.driver.send(.binary, bytes(96)) == .sent)      // 98 bytes
+        setWritable(h, false)
+        #expect(h.driver.send(.binary, bytes(1)) == .dropped)    // 3 more: 101
+        #expect(h.driver.send(.binary, bytes(0)) == .buffered)   // 2 more: 100, the limit
+        #expect(h.driver.bufferedBytes == 100)
+        h.loop.run()
+        setWritable(h, true)
+        #expect(try h.written().map(\.payload.readableBytes) == [96, 0])
+        #expect(try h.driver.subscribe(to: "plain"))
+        registry.publish(SharedFrame(opcode: .binary, payload: bytes(96)), to: "plain")
+        setWritable(h, false)
+        registry.publish(SharedFrame(opcode: .binary, payload: bytes(1)), to: "plain")
+        #expect(h.driver.bufferedBytes == 98)
+        h.loop.run()
+        #expect(try h.written().map(\.payload.readableBytes) == [96])
+
+        // Fragments of 10 payload bytes, each frame 12 bytes with its header.
+        let f = try DriverHarness(configuration(fragmentSize: 10), topics: registry)
+        defer { f.finish() }
+        #expect(f.driver.send(.binary, bytes(70)) == .sent)     // 7 frames: 84 bytes
+        setWritable(f, false)
+        #expect(f.driver.send(.binary, bytes(14)) == .dropped)  // 2 frames, 18 bytes: 102 (one frame would fit)
+        #expect(f.driver.send(.binary, bytes(0)) == .buffered)  // 86 bytes
+        #expect(try f.driver.subscribe(to: "fragments"))
+        // 12 bytes in 2 fragments: 16 more, 102 (its unfragmented frame, 14 bytes, would fit).
+        registry.publish(SharedFrame(opcode: .binary, payload: bytes(12)), to: "fragments")
+        #expect(f.driver.bufferedBytes == 86)
+        registry.publish(SharedFrame(opcode: .binary, payload: bytes(10)), to: "fragments")  // one frame, 12 bytes: 98
+        #expect(f.driver.bufferedBytes == 98)
+        f.loop.run()
+        #expect(try f.written().map(\.payload.readableBytes) == [10, 10, 10, 10, 10, 10, 10, 0, 10])
     }
 
     @Test func aBufferedSendIsReportedByOneDrain() throws {

@@ -28,7 +28,7 @@ import Testing
     }
 
     @Test func hundredWebSocketsOverOneConnection() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await withServer(Self.router(), tls: try certificate.serverTLS(), group: Self.loops) { port, server in
             try await withTimeLimit(60) {
@@ -82,7 +82,7 @@ import Testing
     }
 
     @Test func fallsBackToHTTP1WhenTheServerDoesNotOfferH2() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         let tls = try TLSConfiguration.duplexServer(certificatePath: certificate.certificatePath, privateKeyPath: certificate.keyPath,
                                                     http2: false)
@@ -105,7 +105,7 @@ import Testing
     }
 
     @Test func refusalIsAHandshakeErrorWithTheStatus() async throws {
-        let certificate = try TestCertificate.make()
+        let certificate = try await TestCertificate.make()
         defer { certificate.remove() }
         try await withServer(Self.router(), tls: try certificate.serverTLS(), group: Self.loops) { port, server in
             try await withTimeLimit(30) {

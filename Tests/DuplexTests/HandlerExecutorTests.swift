@@ -19,7 +19,8 @@ import Testing
             for try await message in ws.messages {
                 guard case .text(let text) = message, let value = Int(text) else { continue }
                 // Work completed on another event loop, as a database client's would be.
-                let sum = try await Self.otherLoop.next().scheduleTask(in: .microseconds(50)) { total + value }.futureResult.get()
+                let before = total
+                let sum = try await Self.otherLoop.next().scheduleTask(in: .microseconds(50)) { before + value }.futureResult.get()
                 if !ws.eventLoop.inEventLoop { offLoop.increment() }
                 total = sum
                 try await ws.send(text: "\(total)")

@@ -60,8 +60,10 @@ import Testing
 
     static let hardLimit = 1 << 20
 
+    /// The close timeout is long: the server's close frame waits behind the flood, and the client
+    /// drains it before answering, which took over 5 s (the default) on two loaded cores.
     static func floodConfiguration(_ policy: WebSocketConfiguration.BackpressurePolicy) -> WebSocketConfiguration {
-        quietConfiguration(outboundHighWaterMark: 256 << 10, outboundLowWaterMark: 64 << 10,
+        quietConfiguration(closeTimeout: .seconds(30), outboundHighWaterMark: 256 << 10, outboundLowWaterMark: 64 << 10,
                            outboundHardLimit: hardLimit, backpressurePolicy: policy)
     }
 

@@ -154,23 +154,28 @@ extension WebSocket {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
+                    // The handlers of a direct connection (added once a proxy's tunnel is open).
+                    let direct = { (sync: ChannelPipeline.SynchronousOperations) throws in
+                        if let sslHandlerContext {
+                            try sync.addHandler(NIOSSLClientHandler(context: sslHandlerContext, serverHostname: sni))
+                            if let tunnelCheck { try sync.addHandler(TunnelIdentityCheck(expected: tunnelCheck)) }
+                        }
+                        let encoder = HTTPRequestEncoder()
+                        let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
+                        try sync.addHandler(encoder)
+                        try sync.addHandler(decoder)
+                        try sync.addHandler(ClientUpgradeHandler(
+                            handshake: handshake, webSocketConfiguration: webSocketConfiguration,
+                            promise: promise, application: application, deadline: deadline, encoder: encoder, decoder: decoder,
+                            logger: connectionLogger
+                        ))
+                    }
                     if let proxy {
-                        try sync.addHandler(ProxyConnectHandler(target: url.authority, proxy: proxy))
+                        try ProxyTunnel.open(on: channel, to: url, through: proxy, deadline: deadline, then: direct,
+                                             failed: { promise.fail($0) })
+                    } else {
+                        try direct(channel.pipeline.syncOperations)
                     }
-                    if let sslHandlerContext {
-                        try sync.addHandler(NIOSSLClientHandler(context: sslHandlerContext, serverHostname: sni))
-                        if let tunnelCheck { try sync.addHandler(TunnelIdentityCheck(expected: tunnelCheck)) }
-                    }
-                    let encoder = HTTPRequestEncoder()
-                    let decoder = ByteToMessageHandler(HTTPResponseDecoder(leftOverBytesStrategy: .forwardBytes))
-                    try sync.addHandler(encoder)
-                    try sync.addHandler(decoder)
-                    try sync.addHandler(ClientUpgradeHandler(
-                        handshake: handshake, webSocketConfiguration: webSocketConfiguration,
-                        promise: promise, application: application, deadline: deadline, encoder: encoder, decoder: decoder,
-                        logger: connectionLogger
-                    ))
                 }
             }
 

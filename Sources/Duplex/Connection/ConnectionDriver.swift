@@ -334,7 +334,9 @@ final class ConnectionDriver: WebSocketTransport {
     /// Over the hard limit, the backpressure policy applies.
     func deliverPublished(_ shared: SharedFrame, encoded: inout [AnyHashable: ByteBuffer]) {
         guard connection.state == .open, let sink else { return }
-        if refusesOverHardLimit(adding: shared.frame.readableBytes, sink: sink) { return }
+        let size = writesSharedFrames ? shared.frame.readableBytes
+            : connection.outboundSize(ofMessage: shared.payload.readableBytes, fragmentSize: configuration.fragmentSize)
+        if refusesOverHardLimit(adding: size, payload: shared.payload.readableBytes, sink: sink) { return }
         settings.metrics.messageSent()
         let frame: ByteBuffer
         if writesSharedFrames {
@@ -358,11 +360,15 @@ final class ConnectionDriver: WebSocketTransport {
         if inReadBatch { needsFlush = true } else { scheduleFlush() }
     }
 
-    /// The backpressure policy for a message of `size` bytes that would take the outbound buffer
-    /// over its hard limit (a send or a published message alike): counted as dropped, and with
-    /// the `.close` policy the closing handshake starts. Returns whether the message is refused.
-    private func refusesOverHardLimit(adding size: Int, sink: any FrameSink) -> Bool {
+    /// The backpressure policy for a message whose frames, `size` bytes with their headers (see
+    /// ``Connection/outboundSize(ofMessage:fragmentSize:)``), would take the outbound buffer over
+    /// its hard limit (a send or a published message alike): counted as dropped, and with the
+    /// `.close` policy the closing handshake starts. Returns whether the message is refused.
+    /// An empty buffer takes any message of at most the limit's `payload` bytes (a message as
+    /// large as the limit can be sent, its headers over it).
+    private func refusesOverHardLimit(adding size: Int, payload: Int, sink: any FrameSink) -> Bool {
         guard outbound.overHardLimit(adding: size, sink: sink) else { return false }
+        if payload <= configuration.outboundHardLimit && sink.bufferedBytes == 0 { return false }
         settings.metrics.messageDropped()
         if case .close(let code) = configuration.backpressurePolicy {
             logger.info("closing: outbound buffer over its hard limit (the peer reads too slowly)",
@@ -376,7 +382,8 @@ final class ConnectionDriver: WebSocketTransport {
 
     func send(_ opcode: Opcode, _ payload: ByteBuffer) -> SendResult {
         guard connection.state == .open, let sink else { return .dropped }
-        if refusesOverHardLimit(adding: payload.readableBytes, sink: sink) { return .dropped }
+        let size = connection.outboundSize(ofMessage: payload.readableBytes, fragmentSize: configuration.fragmentSize)
+        if refusesOverHardLimit(adding: size, payload: payload.readableBytes, sink: sink) { return .dropped }
         do {
             try connection.send(opcode, payload: payload, fragmentSize: configuration.fragmentSize)
         } catch {

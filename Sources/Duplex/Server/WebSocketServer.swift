@@ -283,6 +283,9 @@ final class ServerContext: Sendable {
     /// Number of open WebSocket connections.
     var connectionCount: Int { liveWebSockets.value }
 
+    /// Returns once no WebSocket connection is open (at once if none is), or when cancelled.
+    func waitUntilNoConnections() async { await liveWebSockets.waitUntilZero() }
+
     func nextConnectionID() -> UInt64 { connectionIDs.wrappingIncrementThenLoad(ordering: .relaxed) }
 
     /// Where the async handlers of connections on `eventLoop` run: on that loop, unless the
@@ -315,9 +318,12 @@ final class ServerContext: Sendable {
         scope.finish()
         logger.info("shutting down", metadata: ["open_connections": "\(connectionCount)"])
         goAwayAll()
-        let deadline = NIODeadline.now() + gracePeriod
-        while connectionCount > 0 && NIODeadline.now() < deadline {
-            try? await Task.sleep(nanoseconds: 20_000_000)
+        // Until the last WebSocket has closed (woken by its close, not polled), at most the grace period.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await self.waitUntilNoConnections() }
+            group.addTask { try? await Task.sleep(nanoseconds: UInt64(Swift.max(gracePeriod.nanoseconds, 0))) }
+            await group.next()
+            group.cancelAll()
         }
         closeAll()
         // Every connection is closing, which cancels its handler; a handler that ignores
@@ -347,12 +353,4 @@ final class ServerContext: Sendable {
         }
         sessions.endAll()
     }
-}
-
-/// The number of open connections of a server.
-final class LiveConnectionCounter: Sendable {
-    private let count = ManagedAtomic(0)
-    var value: Int { count.load(ordering: .relaxed) }
-    func opened() { count.wrappingIncrement(ordering: .relaxed) }
-    func closed() { count.wrappingDecrement(ordering: .relaxed) }
 }

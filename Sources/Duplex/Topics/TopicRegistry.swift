@@ -41,6 +41,13 @@ final class TopicRegistry: Sendable {
     private let topics = NIOLockedValueBox<[String: Topic]>([:])
     private let observer = NIOLockedValueBox<(@Sendable (TopicTransition) -> Void)?>(nil)
     private let metrics = TopicMetrics()
+    private let relay = NIOLockedValueBox<(any TopicRelay)?>(nil)
+
+    /// Sets the relay (a broker's fan-out across servers) told of every transition and of every
+    /// publish made on this server; nil removes it. Independent of ``setObserver(_:)``.
+    func setRelay(_ relay: (any TopicRelay)?) {
+        self.relay.withLockedValue { $0 = relay }
+    }
 
     /// Sets the hook called on every 0 → 1 and 1 → 0 transition of a topic's local subscriber
     /// count. It is called in order, with the registry's lock held: keep it short and do not
@@ -92,6 +99,7 @@ final class TopicRegistry: Sendable {
 
     private func notify(_ transition: TopicTransition) {
         observer.withLockedValue { $0 }?(transition)
+        relay.withLockedValue { $0 }?.topicTransition(transition)
     }
 
     // MARK: - Publishing (from anywhere)
@@ -101,6 +109,14 @@ final class TopicRegistry: Sendable {
     /// (those on other loops get the message a moment later).
     @discardableResult
     func publish(_ frame: SharedFrame, to topic: String, skipping sender: ObjectIdentifier? = nil) -> Int {
+        relay.withLockedValue { $0 }?.published(frame, to: topic)
+        return deliver(frame, to: topic, skipping: sender)
+    }
+
+    /// Delivers to this server's subscribers of `topic` only, without telling the relay: a
+    /// message that came from the broker. Returns the number of local subscribers.
+    @discardableResult
+    func deliver(_ frame: SharedFrame, to topic: String, skipping sender: ObjectIdentifier? = nil) -> Int {
         let (groups, count) = topics.withLockedValue { topics -> ([GroupReference], Int) in
             guard let entry = topics[topic] else { return ([], 0) }
             return (entry.groups, entry.count)
@@ -126,6 +142,14 @@ final class TopicRegistry: Sendable {
     var counts: [String: Int] {
         topics.withLockedValue { $0.mapValues(\.count) }
     }
+}
+
+/// What carries a server's topics to other servers (``BrokerFanout``): told of every 0 → 1 and
+/// 1 → 0 transition (with the registry's lock held, in order) and of every publish made on this
+/// server (on the publisher's thread, in publish order). Both must return at once.
+protocol TopicRelay: Sendable {
+    func topicTransition(_ transition: TopicTransition)
+    func published(_ frame: SharedFrame, to topic: String)
 }
 
 /// The subscribers of one topic on one event loop. Only its loop touches ``members``.

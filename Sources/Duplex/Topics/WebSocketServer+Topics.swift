@@ -12,7 +12,8 @@ import NIOCore
 /// at-most-once: a subscriber whose outbound buffer passes
 /// ``WebSocketConfiguration/outboundHardLimit`` meets its ``WebSocketConfiguration/backpressurePolicy``
 /// (by default it is closed with 1013, try again later; `.drop` loses the message instead) and
-/// never delays the others. A server holds at most the hard limit per subscriber.
+/// never delays the others. A server holds at most the hard limit per subscriber (or one
+/// message of up to the limit's payload with its headers, and the policy's close frame).
 extension WebSocketServer {
     /// Publishes `message` to every subscriber of `topic`, from any thread or task (on an event
     /// loop it delivers to that loop's subscribers before it returns).

@@ -87,7 +87,11 @@ public final class PerMessageDeflate: WebSocketExtension {
             do {
                 try inflater.inflate(from: &input, to: &output)
             } catch let error as CompressNIOError where error == .bufferOverflow {
-                continue  // output full: grow and go on
+                // Output full: grow and go on. ByteBuffer rounds a reservation up (to a power of
+                // two), so zlib may have written past the limit plus one: that is too big already,
+                // also when this was the input's last byte (found by FuzzInflate).
+                if output.readableBytes > maxOutput { throw ExtensionError.messageTooBig }
+                continue
             } catch let error as CompressNIOError where error == .inputBufferOverflow {
                 return  // all input consumed, more is needed
             } catch let error as CompressNIOError where error == .corruptData {
