@@ -1,4 +1,5 @@
 import Duplex
+import DuplexCore
 import NIOConcurrencyHelpers
 import NIOCore
 
@@ -59,7 +60,7 @@ enum TopicRoutes {
             }
             let contentType = request.headerFields[.contentType]?.lowercased() ?? ""
             let isText = contentType.hasPrefix("text/") || contentType.hasPrefix("application/json")
-            if isText && String(validating: request.body.readableBytesView, as: UTF8.self) == nil {
+            if isText && !UTF8Validator.isValid(request.body.readableBytesView) {
                 return .text("a text body must be UTF-8\n", status: .badRequest)
             }
             let reached = server.value?.publish(WebSocketData(isText: isText, bytes: request.body), to: name) ?? 0

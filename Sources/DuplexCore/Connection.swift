@@ -278,11 +278,7 @@ public struct Connection {
             var payload = payload
             let code = CloseCode(payload.readInteger(as: UInt16.self)!)
             guard code.isValidOnWire else { throw ProtocolError(.invalidCloseCode(code.rawValue)) }
-            let valid = payload.withUnsafeReadableBytes { raw in
-                var validator = UTF8Validator()
-                return validator.validate(raw) == nil && validator.isComplete
-            }
-            guard valid else { throw ProtocolError(.invalidUTF8) }
+            guard UTF8Validator.isValid(payload.readableBytesView) else { throw ProtocolError(.invalidUTF8) }
             return CloseFrame(code: code, reason: String(buffer: payload))
         }
     }

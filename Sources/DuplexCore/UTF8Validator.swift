@@ -53,12 +53,15 @@ public struct UTF8Validator: Sendable, Equatable {
         return bits & 0x8080_8080_8080_8080 == 0
     }
 
-    /// Validates bytes from a collection (convenience for tests and small inputs).
+    /// Validates bytes from a collection: in place when its storage is contiguous (an array, a
+    /// `ByteBufferView`), else through a copy.
     public mutating func validate<C: Collection>(_ bytes: C) -> Int? where C.Element == UInt8 {
-        Array(bytes).withUnsafeBytes { validate($0) }
+        if let result = bytes.withContiguousStorageIfAvailable({ validate(UnsafeRawBufferPointer($0)) }) { return result }
+        return Array(bytes).withUnsafeBytes { validate($0) }
     }
 
-    /// Checks a complete input in one call.
+    /// Checks a complete input in one call (no copy for contiguous bytes such as
+    /// `buffer.readableBytesView`; unlike `String(validating:)`, no string is made).
     public static func isValid<C: Collection>(_ bytes: C) -> Bool where C.Element == UInt8 {
         var validator = UTF8Validator()
         return validator.validate(bytes) == nil && validator.isComplete

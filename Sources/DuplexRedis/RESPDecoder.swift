@@ -37,10 +37,10 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
         case UInt8(ascii: "-"):
             value = .error(line)
         case UInt8(ascii: ":"):
-            guard let number = Int(line) else { throw RESPDecodingError("bad integer '\(line.prefix(40))'") }
+            guard let number = respInteger(line) else { throw RESPDecodingError("bad integer '\(line.prefix(40))'") }
             value = .integer(number)
         case UInt8(ascii: "$"):
-            guard let length = Int(line), length >= -1 else { throw RESPDecodingError("bad bulk length '\(line.prefix(40))'") }
+            guard let length = respInteger(line), length >= -1 else { throw RESPDecodingError("bad bulk length '\(line.prefix(40))'") }
             if length == -1 {
                 value = .bulkString(nil)
             } else {
@@ -53,7 +53,7 @@ struct RESPDecoder: NIOSingleStepByteToMessageDecoder {
                 value = .bulkString(bytes)
             }
         case UInt8(ascii: "*"):
-            guard let count = Int(line), count >= -1 else { throw RESPDecodingError("bad array length '\(line.prefix(40))'") }
+            guard let count = respInteger(line), count >= -1 else { throw RESPDecodingError("bad array length '\(line.prefix(40))'") }
             if count == -1 {
                 value = .array(nil)
             } else {
@@ -95,4 +95,12 @@ public struct RESPDecodingError: Error, Sendable, CustomStringConvertible {
     public let reason: String
     init(_ reason: String) { self.reason = reason }
     public var description: String { "invalid RESP from the server: \(reason)" }
+}
+
+/// A RESP integer: an optional `-` and decimal digits only (`Int("+5")` would read `+5`, and
+/// Redis never sends a sign other than `-`).
+private func respInteger(_ line: String) -> Int? {
+    let digits = line.utf8.first == UInt8(ascii: "-") ? line.utf8.dropFirst() : line.utf8[...]
+    guard !digits.isEmpty, digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }) else { return nil }
+    return Int(line)
 }

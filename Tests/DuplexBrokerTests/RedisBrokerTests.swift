@@ -80,5 +80,11 @@ import Testing
         #expect(throws: RESPDecodingError.self) { try decode("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n") }
         #expect(throws: RESPDecodingError.self) { try decode("?what\r\n") }
         #expect(throws: RESPDecodingError.self) { try decode(":12x\r\n") }
+        #expect(try decode(":-12\r\n") == .integer(-12))
+        // Digits and a leading '-' only: Int("+5") would read 5.
+        #expect(throws: RESPDecodingError.self) { try decode(":+5\r\n") }
+        #expect(throws: RESPDecodingError.self) { try decode("$+3\r\nabc\r\n") }
+        #expect(throws: RESPDecodingError.self) { try decode("*+1\r\n:1\r\n") }
+        #expect(throws: RESPDecodingError.self) { try decode(":-\r\n") }
     }
 }

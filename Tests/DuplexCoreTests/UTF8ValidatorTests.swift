@@ -1,3 +1,4 @@
+import NIOCore
 import Testing
 @testable import DuplexCore
 
@@ -50,6 +51,21 @@ import Testing
         [0xC2], [0xE0], [0xE0, 0xA0], [0xED, 0x9F], [0xF0], [0xF0, 0x90], [0xF0, 0x90, 0x80], [0xF4, 0x8F, 0xBF],
         kosme + [0xCE], Array(String(repeating: "y", count: 17).utf8) + [0xF3, 0xBF],
     ]
+
+    /// Contiguous bytes (an array, a ByteBuffer's view at any reader index) are validated in
+    /// place, other collections through a copy: the answers are the same.
+    @Test func contiguousAndCopiedCollectionsAgree() {
+        let samples = Self.valid + Self.invalid.map(\.bytes) + Self.truncated
+        for bytes in samples {
+            var buffer = ByteBuffer(bytes: [0x41] + bytes)
+            buffer.moveReaderIndex(forwardBy: 1)
+            let expected = UTF8Validator.isValid(bytes)
+            #expect(UTF8Validator.isValid(buffer.readableBytesView) == expected, "\(bytes)")
+            #expect(UTF8Validator.isValid(bytes.lazy.map { $0 }) == expected, "\(bytes)")
+            var inPlace = UTF8Validator(), copied = UTF8Validator()
+            #expect(inPlace.validate(buffer.readableBytesView) == copied.validate(bytes.lazy.map { $0 }), "\(bytes)")
+        }
+    }
 
     @Test func acceptsValidSamples() {
         for sample in Self.valid {

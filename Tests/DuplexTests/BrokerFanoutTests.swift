@@ -141,4 +141,16 @@ import Testing
             #expect(!error.message.contains("secret"))
         }
     }
+
+    /// A text envelope whose payload is not UTF-8 is not taken from the broker; the same bytes
+    /// as binary are.
+    @Test func aTextEnvelopeMustBeUTF8() throws {
+        let bad = ByteBuffer(bytes: [0x61, 0xC3, 0x28])
+        let text = BrokerEnvelope.encode(BrokerMessage(topic: "t", origin: BrokerNodeID(), isText: true, payload: bad))
+        #expect(BrokerEnvelope.decode(topic: "t", text) == nil)
+        let binary = BrokerEnvelope.encode(BrokerMessage(topic: "t", origin: BrokerNodeID(), isText: false, payload: bad))
+        #expect(BrokerEnvelope.decode(topic: "t", binary)?.payload == bad)
+        let good = BrokerMessage(topic: "t", origin: BrokerNodeID(), isText: true, payload: ByteBuffer(string: "κόσμε"))
+        #expect(BrokerEnvelope.decode(topic: "t", BrokerEnvelope.encode(good)) == good)
+    }
 }

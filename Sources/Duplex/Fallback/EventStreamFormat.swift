@@ -112,7 +112,7 @@ enum EventStreamFormat {
                 }
                 guard bytes.readableBytes <= maxMessageSize else { throw .messageTooLarge(limit: maxMessageSize) }
                 let isText = type == "text64"
-                if isText, String(validating: bytes.readableBytesView, as: UTF8.self) == nil { throw .notUTF8 }
+                if isText, !UTF8Validator.isValid(bytes.readableBytesView) { throw .notUTF8 }
                 events.append(.message(isText: isText, bytes))
             case "close":
                 events.append(try parseClose(joined))

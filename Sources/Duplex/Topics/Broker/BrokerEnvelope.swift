@@ -1,3 +1,4 @@
+import DuplexCore
 import NIOCore
 
 /// A ``BrokerMessage`` as bytes, for brokers whose channels are named by topic and carry binary
@@ -25,7 +26,7 @@ public enum BrokerEnvelope {
         guard let version = buffer.readInteger(as: UInt8.self), version == Self.version,
               let kind = buffer.readInteger(as: UInt8.self), kind == 1 || kind == 2,
               let id = buffer.readBytes(length: 16), let origin = BrokerNodeID(bytes: id) else { return nil }
-        if kind == 1 && String(validating: buffer.readableBytesView, as: UTF8.self) == nil { return nil }
+        if kind == 1 && !UTF8Validator.isValid(buffer.readableBytesView) { return nil }
         return BrokerMessage(topic: topic, origin: origin, isText: kind == 1, payload: buffer)
     }
 }
