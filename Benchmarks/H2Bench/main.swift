@@ -62,13 +62,13 @@ let callbacks = WebSocketCallbacks(onMessage: { ws, _ in
     ws.send(.binary(payload))
 })
 let group = MultiThreadedEventLoopGroup.singleton
-var sockets: [WebSocket] = []
+var sockets: [WebSocketConnection] = []
 let started = NIODeadline.now()
-try await withThrowingTaskGroup(of: WebSocket.self) { tasks in
+try await withThrowingTaskGroup(of: WebSocketConnection.self) { tasks in
     var pending = 0
     for _ in 0..<options.connections {
         if pending >= 50 { sockets.append(try await tasks.next()!); pending -= 1 }
-        tasks.addTask { try await WebSocket.connect(to: options.url, configuration: configuration, callbacks: callbacks, group: group) }
+        tasks.addTask { try await WebSocketConnection.connect(to: options.url, configuration: configuration, callbacks: callbacks, group: group) }
         pending += 1
     }
     for try await ws in tasks { sockets.append(ws) }

@@ -77,7 +77,7 @@ public enum ChatRooms {
     }
 
     /// One member's session: join, relay each message to the room, leave.
-    static func serve(_ ws: WebSocket, server: ServerHandle) async throws {
+    static func serve(_ ws: WebSocketConnection, server: ServerHandle) async throws {
         guard let member = ws.userData as? Member else { return }
         _ = try await ws.subscribe(to: member.topic)
         let members = server.value?.subscriberCount(of: member.topic)
@@ -98,7 +98,7 @@ public enum ChatRooms {
     }
 
     /// Sends `event` to the sender and publishes it to the rest of the room.
-    private static func announce(_ event: Event, _ member: Member, _ ws: WebSocket) async throws {
+    private static func announce(_ event: Event, _ member: Member, _ ws: WebSocketConnection) async throws {
         guard let text = encode(event) else { return }
         _ = try await ws.publish(.text(text), to: member.topic)
         try await ws.send(text: text)

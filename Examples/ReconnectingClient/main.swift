@@ -18,7 +18,7 @@ policy.maxAttempts = nil  // forever; ReconnectPolicy.shouldRetry still gives up
 
 var connection = 0
 do {
-    for try await ws in try WebSocket.reconnecting(to: url, policy: policy) {
+    for try await ws in try WebSocketConnection.reconnecting(to: url, policy: policy) {
         connection += 1
         print("connection \(connection) open" + (ws.subprotocol.map { " (\($0))" } ?? ""))
         // What a real client re-sends on every connection: its subscriptions, an auth token, ...

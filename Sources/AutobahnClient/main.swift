@@ -39,16 +39,16 @@ func report(_ line: String) {
 /// Echoes every message until the connection closes; the fuzzer judges the outcome.
 func runCase(_ url: String) async {
     do {
-        let ws: WebSocket
+        let ws: WebSocketConnection
         if useAsyncAPI {
-            ws = try await WebSocket.connect(to: url, configuration: configuration)
+            ws = try await WebSocketConnection.connect(to: url, configuration: configuration)
             do {
                 for try await message in ws.messages { try await ws.send(message) }
             } catch {
                 // The connection failed or was closed: the close is already under way.
             }
         } else {
-            ws = try await WebSocket.connect(to: url, configuration: configuration, callbacks: WebSocketCallbacks(
+            ws = try await WebSocketConnection.connect(to: url, configuration: configuration, callbacks: WebSocketCallbacks(
                 onMessage: { ws, data in ws.send(data) }
             ))
         }
@@ -60,7 +60,7 @@ func runCase(_ url: String) async {
 
 /// The text messages of one connection, until it closes.
 func texts(_ url: String) async throws -> [String] {
-    let ws = try await WebSocket.connect(to: url, configuration: configuration)
+    let ws = try await WebSocketConnection.connect(to: url, configuration: configuration)
     var texts: [String] = []
     do {
         for try await message in ws.messages {

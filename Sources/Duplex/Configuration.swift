@@ -36,7 +36,7 @@ public struct WebSocketConfiguration: Sendable {
     public var outboundHardLimit: Int
     /// What happens to a send past ``outboundHardLimit``.
     public var backpressurePolicy: BackpressurePolicy
-    /// Received messages the async API holds for ``WebSocket/messages`` before the connection
+    /// Received messages the async API holds for ``WebSocketConnection/messages`` before the connection
     /// may stop reading its socket. Default: 16.
     ///
     /// Past it, the connection keeps reading while the unread messages total less than
@@ -61,7 +61,7 @@ public struct WebSocketConfiguration: Sendable {
     /// event loop; nil (the default) calls nothing. Not an `init` parameter: set it on a value.
     ///
     /// For tools and diagnostics (`duplex connect --show-control` prints them): the connection
-    /// answers pings and matches pongs to ``WebSocket/ping(_:)`` by itself either way. The
+    /// answers pings and matches pongs to ``WebSocketConnection/ping(_:)`` by itself either way. The
     /// closure runs on the event loop, so it must not block.
     public var onControlFrame: (@Sendable (ReceivedControlFrame) -> Void)?
 

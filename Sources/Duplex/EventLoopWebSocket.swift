@@ -34,7 +34,7 @@ public struct EventLoopWebSocket {
     let driver: ConnectionDriver
 
     /// The Sendable handle of the same connection, for use from other tasks (made on first use).
-    public var socket: WebSocket { driver.socket }
+    public var socket: WebSocketConnection { driver.socket }
 
     /// The subprotocol agreed in the opening handshake, if any.
     public var subprotocol: String? { driver.info.subprotocol }

@@ -123,9 +123,9 @@ struct Connect: AsyncParsableCommand {
             handler.logLevel = level
             return handler
         }
-        let ws: WebSocket
+        let ws: WebSocketConnection
         do {
-            ws = try await WebSocket.connect(to: url, configuration: makeConfiguration())
+            ws = try await WebSocketConnection.connect(to: url, configuration: makeConfiguration())
         } catch {
             Self.printError("duplex connect: \(url): \(error)")
             throw ExitCode(1)
@@ -150,7 +150,7 @@ struct Connect: AsyncParsableCommand {
                     case .message(let bytes):
                         if binary { try await ws.send(binary: bytes) } else { try await ws.send(text: String(decoding: bytes, as: UTF8.self)) }
                     case .ping(let payload):
-                        let roundTrip = try await ws.ping(payload.map { ByteBuffer(bytes: $0) } ?? WebSocket.nextPingPayload())
+                        let roundTrip = try await ws.ping(payload.map { ByteBuffer(bytes: $0) } ?? WebSocketConnection.nextPingPayload())
                         Self.printError("pong after \(Self.milliseconds(roundTrip)) ms")
                     case .close(let code, let reason):
                         _ = try await ws.close(code: code, reason: reason)

@@ -117,7 +117,7 @@ final class MessageCollector: @unchecked Sendable {
     private var received: [WebSocketMessage] = []
     private var task: Task<Void, Never>?
 
-    init(_ ws: WebSocket) {
+    init(_ ws: WebSocketConnection) {
         task = Task { [weak self] in
             do {
                 for try await message in ws.messages { self?.append(message) }

@@ -19,11 +19,11 @@ enum CrossInstanceChecks {
     /// gets each message once (its instance drops its own messages coming back from the broker).
     static func publishedOnBArrivesOnA(_ a: ServeInstance, _ b: ServeInstance) async throws {
         let room = uniqueTopic("room")
-        let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/\(room)")
+        let subscriber = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(a.port)/topics/\(room)")
         let onA = MessageCollector(subscriber)
         try await waitUntilSubscribedAcross(onA, publisher: b, topic: room)
 
-        let sender = try await WebSocket.connect(to: "ws://127.0.0.1:\(b.port)/topics/\(room)")
+        let sender = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(b.port)/topics/\(room)")
         let onB = MessageCollector(sender)
         try await eventually("B's sender to be subscribed") { b.server.subscriberCount(of: room) == 1 }
         var expected: [WebSocketMessage] = (0..<50).map { .text("ws-\($0)") }
@@ -55,7 +55,7 @@ enum CrossInstanceChecks {
     /// The broker restarts under A and B: local delivery goes on meanwhile, `/healthz` says
     /// degraded (503), and delivery from B to A resumes within 5 s, with no restart of A or B.
     static func deliveryResumesAfterABrokerRestart(_ a: ServeInstance, _ b: ServeInstance, broker: any BrokerProcess) async throws {
-        let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/room")
+        let subscriber = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(a.port)/topics/room")
         let onA = MessageCollector(subscriber)
         try await waitUntilSubscribedAcross(onA, publisher: b)
         #expect(try await httpRequest(port: a.port, method: "GET", path: "/healthz").status == 200)

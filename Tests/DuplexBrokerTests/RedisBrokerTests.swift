@@ -34,7 +34,7 @@ import Testing
             }
             #expect(try await channels() == [])
             // The shared redis-server has other tests' channels: only this test's topics are looked at.
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/\(topic)")
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(a.port)/topics/\(topic)")
             try await eventually("the channel to be subscribed") { try await channels() == ["duplex:\(topic)"] }
             _ = try await ws.close()
             try await eventually("the channel to be unsubscribed") { try await channels() == [] }
@@ -49,7 +49,7 @@ import Testing
         await admin.close()
         try await withTwoInstances({ try RedisBroker(url: "redis://:s3cret@127.0.0.1:\(redis.port)/3") }) { a, b in
             #expect(a.fanout.broker.redactedDescription == "redis://:***@127.0.0.1:\(redis.port)/3")
-            let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/topics/room")
+            let subscriber = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(a.port)/topics/room")
             let onA = MessageCollector(subscriber)
             try await waitUntilSubscribedAcross(onA, publisher: b)
             b.server.publish(.text("authenticated"), to: "room")

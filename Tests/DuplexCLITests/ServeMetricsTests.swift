@@ -14,20 +14,20 @@ import Testing
         let line = try #require(serve.standardOutput.split(separator: "\n").first { $0.contains("echo endpoint") })
         let port = try #require(line.split(separator: ":").last.flatMap { Int($0.prefix { $0.isNumber }) })
 
-        let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo")
+        let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo")
         try await ws.send(text: "one")
         try await ws.send(text: "two")
         var echoes = ws.messages.makeAsyncIterator()
         _ = try await echoes.next()
         _ = try await echoes.next()
         #expect(try await ws.close().code == .normalClosure)
-        let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/topics/news")
+        let subscriber = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/topics/news")
         try await subscriber.send(text: "hello")  // published to news: 1 subscriber, the sender
         var published = subscriber.messages.makeAsyncIterator()
         _ = try await published.next()
         _ = try await subscriber.close()
         do {
-            _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/nowhere")
+            _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/nowhere")
             Issue.record("an upgrade to a path without an endpoint was accepted")
         } catch WebSocketError.handshakeFailed {}
 

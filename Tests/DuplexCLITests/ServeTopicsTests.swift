@@ -38,7 +38,7 @@ import Testing
 
     @Test func theTickerPublishesPricesAsJSON() async throws {
         try await Self.withServe { port, server in
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/topics/ticker")
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/topics/ticker")
             while server.subscriberCount(of: "ticker") == 0 { try await Task.sleep(for: .milliseconds(5)) }
             let ticker = Task { try await TickerService(server: server, interval: .milliseconds(20)).run() }
             defer { ticker.cancel() }

@@ -41,7 +41,7 @@ import Testing
     @Test func subscribersOnOneServerGetWhatIsPublishedOnTheOtherInOrderWithoutEchoes() async throws {
         let broker = InProcessBroker()
         try await Self.withTwoServers(broker: broker) { a, b in
-            let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/room")
+            let subscriber = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(a.port)/room")
             // The first local subscriber subscribes server A at the broker; B has none yet.
             try await eventually("A to subscribe at the broker", timeout: Self.patience) { broker.subscriberCount(of: "room") == 1 }
             let large = ByteBuffer(repeating: 0xA5, count: 9000)
@@ -52,7 +52,7 @@ import Testing
             #expect(try await messages.next() == .binary(large))
 
             // A publisher on A with subscribers on both: each gets it once (A's own copy does not come back).
-            let other = try await WebSocket.connect(to: "ws://127.0.0.1:\(b.port)/room")
+            let other = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(b.port)/room")
             try await eventually("B to subscribe at the broker", timeout: Self.patience) { broker.subscriberCount(of: "room") == 2 }
             try await subscriber.send(text: "from A")
             #expect(try await messages.next() == .text("from A"))  // the room endpoint's own echo
@@ -73,7 +73,7 @@ import Testing
         let configuration = BrokerFanout.Configuration(
             reconnect: ReconnectPolicy(initialDelay: .milliseconds(20), maxDelay: .milliseconds(100)))
         try await Self.withTwoServers(broker: broker, configuration: configuration) { a, b in
-            let subscriber = try await WebSocket.connect(to: "ws://127.0.0.1:\(a.port)/room")
+            let subscriber = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(a.port)/room")
             try await eventually("A to subscribe at the broker", timeout: Self.patience) { broker.subscriberCount(of: "room") == 1 }
             var messages = subscriber.messages.makeAsyncIterator()
 

@@ -9,7 +9,7 @@ import Testing
     @Test func echoesTextAndBinary() async throws {
         try await withClientTestServer { port in
             try await withTimeLimit {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
                 var messages = ws.messages.makeAsyncIterator()
                 try await ws.send(text: "hello")
                 #expect(try await messages.next() == .text("hello"))
@@ -34,7 +34,7 @@ import Testing
     @Test func manyMessagesKeepTheirOrder() async throws {
         try await withClientTestServer { port in
             try await withTimeLimit {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
                 let count = 2000
                 let sender = Task {
                     for i in 0..<count { try await ws.send(text: "message \(i)") }
@@ -57,7 +57,7 @@ import Testing
             try await withTimeLimit {
                 var configuration = loopbackClientConfiguration()
                 configuration.webSocket.fragmentSize = 1000
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: configuration)
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: configuration)
                 let text = String(repeating: "fragment ", count: 1000)
                 try await ws.send(text: text)
                 var messages = ws.messages.makeAsyncIterator()
@@ -75,7 +75,7 @@ import Testing
                 headers.add(name: "Authorization", value: "Bearer t0ken")
                 let configuration = loopbackClientConfiguration(subprotocols: ["nope", "chat.v2", "chat.v1"], headers: headers,
                                                                 origin: "https://app.example")
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/inspect?room=1", configuration: configuration)
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/inspect?room=1", configuration: configuration)
                 #expect(ws.subprotocol == "chat.v2")
                 var messages = ws.messages.makeAsyncIterator()
                 let seen = try await messages.next()
@@ -88,7 +88,7 @@ import Testing
     @Test func noSubprotocolWhenNoneIsShared() async throws {
         try await withClientTestServer { port in
             try await withTimeLimit {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo",
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo",
                                                      configuration: loopbackClientConfiguration(subprotocols: ["other"]))
                 #expect(ws.subprotocol == nil)
                 _ = try await ws.close()
@@ -100,7 +100,7 @@ import Testing
     func theServersCloseCodeIsObservable(_ code: UInt16, _ reason: String) async throws {
         try await withClientTestServer { port in
             try await withTimeLimit {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/close?code=\(code)&reason=\(reason)",
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/close?code=\(code)&reason=\(reason)",
                                                      configuration: loopbackClientConfiguration())
                 // A close frame from the server ends the messages cleanly, whatever its code.
                 for try await message in ws.messages { Issue.record("unexpected \(message)") }
@@ -116,7 +116,7 @@ import Testing
     func theClientsCloseCodeIsEchoed(_ code: UInt16) async throws {
         try await withClientTestServer { port in
             try await withTimeLimit {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
                 let close = try await ws.close(code: CloseCode(code), reason: "bye")
                 #expect(close.code == CloseCode(code))
                 #expect(ws.closeCode == CloseCode(code))
@@ -128,7 +128,7 @@ import Testing
     @Test func invalidCloseIsRefusedLocally() async throws {
         try await withClientTestServer { port in
             try await withTimeLimit {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
                 await #expect(throws: WebSocketError.invalidSend(.invalidCloseCode(.abnormalClosure))) {
                     try await ws.close(code: .abnormalClosure)
                 }
@@ -144,7 +144,7 @@ import Testing
         try await withClientTestServer { port in
             try await withTimeLimit {
                 do {
-                    _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/nowhere", configuration: loopbackClientConfiguration())
+                    _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/nowhere", configuration: loopbackClientConfiguration())
                     Issue.record("connected to a path without an endpoint")
                 } catch WebSocketError.handshakeFailed(.unexpectedStatus(let status, let headers)) {
                     #expect(status == 404)
@@ -159,7 +159,7 @@ import Testing
             try await withTimeLimit {
                 var configuration = loopbackClientConfiguration()
                 configuration.webSocket.limits = Limits(maxFrameSize: 1000, maxMessageSize: 1000)
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: configuration)
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: configuration)
                 // The client may send big messages; the echo coming back is over the client's limit.
                 try await ws.send(text: String(repeating: "x", count: 5000))
                 do {
@@ -179,7 +179,7 @@ import Testing
                 var configuration = loopbackClientConfiguration()
                 configuration.webSocket.pingInterval = .milliseconds(50)
                 configuration.webSocket.pongTimeout = .milliseconds(500)
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: configuration)
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: configuration)
                 // Several ping rounds pass; the connection stays open because the server answers.
                 try await Task.sleep(for: .milliseconds(400))
                 try await ws.send(text: "alive")
@@ -196,7 +196,7 @@ import Testing
         let server = try await CannedHTTPServer.start(closeAfterAnswer: true) { switchingProtocols(for: $0) }
         defer { Task { await server.stop() } }
         try await withTimeLimit {
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: loopbackClientConfiguration())
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: loopbackClientConfiguration())
             do {
                 for try await message in ws.messages { Issue.record("unexpected \(message)") }
                 Issue.record("the messages ended cleanly")
@@ -214,7 +214,7 @@ import Testing
                 let received = AsyncStream<String>.makeStream()
                 let closed = AsyncStream<CloseFrame>.makeStream()
                 let opened = NIOLockedValueBox(false)
-                let ws = try await WebSocket.connect(
+                let ws = try await WebSocketConnection.connect(
                     to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration(),
                     callbacks: WebSocketCallbacks(
                         onOpen: { ws in
@@ -258,7 +258,7 @@ import Testing
             try await withTimeLimit {
                 var configuration = loopbackClientConfiguration()
                 configuration.extensions = [PerMessageDeflate.ClientNegotiator()]
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/deflate", configuration: configuration)
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/deflate", configuration: configuration)
                 var messages = ws.messages.makeAsyncIterator()
                 let text = String(repeating: "squeeze me ", count: 50_000)
                 for _ in 0..<3 {

@@ -21,7 +21,7 @@ import Testing
         defer { Task { await server.stop() } }
         return try await withTimeLimit(10) {
             do {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)\(path)", configuration: configuration)
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(server.port)\(path)", configuration: configuration)
                 throw ClientTestFailure("the handshake succeeded (subprotocol \(ws.subprotocol ?? "none"))")
             } catch let error as ClientTestFailure {
                 throw error
@@ -46,7 +46,7 @@ import Testing
         let configuration = loopbackClientConfiguration(subprotocols: ["one", "two"], headers: headers, origin: "https://app.example",
                                                         closeTimeout: .milliseconds(100))
         try await withTimeLimit {
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/chat/room?id=7&x=%20", configuration: configuration)
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(server.port)/chat/room?id=7&x=%20", configuration: configuration)
             _ = try await ws.close()
         }
         let request = try #require(server.received.first)
@@ -70,7 +70,7 @@ import Testing
         defer { Task { await server.stop() } }
         try await withTimeLimit {
             for _ in 0..<3 {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: Self.quick)
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: Self.quick)
                 _ = try await ws.close()
             }
         }
@@ -83,7 +83,7 @@ import Testing
         let server = try await CannedHTTPServer.start { switchingProtocols(for: $0) }
         defer { Task { await server.stop() } }
         try await withTimeLimit {
-            let ws = try await WebSocket.connect(to: "ws://alice:s%3Acret@127.0.0.1:\(server.port)/", configuration: Self.quick)
+            let ws = try await WebSocketConnection.connect(to: "ws://alice:s%3Acret@127.0.0.1:\(server.port)/", configuration: Self.quick)
             _ = try await ws.close()
         }
         // base64("alice:s:cret")
@@ -168,7 +168,7 @@ import Testing
         let server = try await CannedHTTPServer.start { switchingProtocols(for: $0, extraHeaders: ["Sec-WebSocket-Protocol: two"]) }
         defer { Task { await server.stop() } }
         try await withTimeLimit {
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/",
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(server.port)/",
                                                  configuration: loopbackClientConfiguration(subprotocols: ["one", "two"],
                                                                                             closeTimeout: .milliseconds(100)))
             #expect(ws.subprotocol == "two")
@@ -187,7 +187,7 @@ import Testing
         settings.webSocket.closeTimeout = .milliseconds(200)
         let configuration = settings
         try await withTimeLimit {
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: configuration)
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(server.port)/", configuration: configuration)
             var received: [WebSocketMessage] = []
             for try await message in ws.messages { received.append(message) }
             #expect(received == [.text("hello")])
@@ -224,7 +224,7 @@ import Testing
         let port = try #require(closer.localAddress?.port)
         try await withTimeLimit {
             do {
-                _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration())
+                _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration())
                 Issue.record("the handshake succeeded")
             } catch {
                 // Either the close is seen as such, or as a reset while sending the request.
@@ -242,7 +242,7 @@ import Testing
         try await probe.close()
         try await withTimeLimit {
             _ = await #expect(throws: (any Error).self) {
-                _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration())
+                _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration())
             }
         }
     }
@@ -252,7 +252,7 @@ import Testing
         defer { Task { await server.stop() } }
         let port = server.port
         let task = Task {
-            try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration(handshakeTimeout: .seconds(30)))
+            try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration(handshakeTimeout: .seconds(30)))
         }
         try await Task.sleep(for: .milliseconds(100))
         task.cancel()

@@ -100,7 +100,7 @@ import Testing
 
     /// The first message of a fresh connection to `url`.
     static func firstMessage(_ url: String, configuration: WebSocketClientConfiguration = loopbackClientConfiguration()) async throws -> WebSocketMessage? {
-        let ws = try await WebSocket.connect(to: url, configuration: configuration)
+        let ws = try await WebSocketConnection.connect(to: url, configuration: configuration)
         var messages = ws.messages.makeAsyncIterator()
         let message = try await messages.next()
         _ = try? await ws.close()
@@ -114,7 +114,7 @@ import Testing
             // Echo: text, binary, large and fragmented messages.
             var fragmenting = loopbackClientConfiguration()
             fragmenting.webSocket.fragmentSize = 4096
-            let ws = try await WebSocket.connect(to: "\(base)/echo?id=swift", configuration: fragmenting)
+            let ws = try await WebSocketConnection.connect(to: "\(base)/echo?id=swift", configuration: fragmenting)
             var messages = ws.messages.makeAsyncIterator()
             try await ws.send(text: "hello from Duplex ✓")
             #expect(try await messages.next() == .text("hello from Duplex ✓"))
@@ -132,7 +132,7 @@ import Testing
 
             // websockets' close codes reach us.
             for (code, reason) in [(1000, "bye"), (1001, "away"), (1011, "broken"), (4444, "custom")] {
-                let closing = try await WebSocket.connect(to: "\(base)/close?code=\(code)&reason=\(reason)",
+                let closing = try await WebSocketConnection.connect(to: "\(base)/close?code=\(code)&reason=\(reason)",
                                                           configuration: loopbackClientConfiguration())
                 for try await message in closing.messages { Issue.record("unexpected \(message)") }
                 let frame = await closing.waitForClose()
@@ -144,7 +144,7 @@ import Testing
             var headers = HTTPFields()
             headers.add(name: "X-Test", value: "seen")
             let offering = loopbackClientConfiguration(subprotocols: ["chat.v3", "chat.v1"], headers: headers, origin: "https://duplex.test")
-            let info = try await WebSocket.connect(to: "\(base)/info", configuration: offering)
+            let info = try await WebSocketConnection.connect(to: "\(base)/info", configuration: offering)
             #expect(info.subprotocol == "chat.v1")
             var infoMessages = info.messages.makeAsyncIterator()
             // The client offers permessage-deflate by default and websockets accepts it.
@@ -160,7 +160,7 @@ import Testing
         try await Self.withPythonServer { port in
             var configuration = loopbackClientConfiguration()
             configuration.extensions = [PerMessageDeflate.ClientNegotiator()]
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/info", configuration: configuration)
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/info", configuration: configuration)
             var messages = ws.messages.makeAsyncIterator()
             #expect(try await messages.next() == .text("|||permessage-deflate"))
             let text = String(repeating: "compressible text, again and again. ", count: 25_000)  // 900 KB, under the 1 MiB default
@@ -181,7 +181,7 @@ import Testing
         try await Self.withPythonServer(arguments: ["--tls", certificate.certificatePath, certificate.keyPath]) { port in
             var configuration = loopbackClientConfiguration()
             configuration.tls.trustRoots = .file(certificate.certificatePath)
-            let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
+            let ws = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
             try await ws.send(text: "tls interop")
             var messages = ws.messages.makeAsyncIterator()
             #expect(try await messages.next() == .text("tls interop"))

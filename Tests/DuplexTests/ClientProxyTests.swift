@@ -16,7 +16,7 @@ import Testing
         defer { Task { await proxy.stop() } }
         try await withClientTestServer { port in
             try await withTimeLimit {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/inspect?via=proxy",
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/inspect?via=proxy",
                                                      configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port)))
                 var messages = ws.messages.makeAsyncIterator()
                 // The server sees the request as if it came directly (the Host is the server's).
@@ -42,7 +42,7 @@ import Testing
                 var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port))
                 configuration.tls.trustRoots = .file(certificate.certificatePath)
                 // TLS runs end to end inside the tunnel, with SNI and the name check for localhost.
-                let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
+                let ws = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
                 try await ws.send(text: "secret")
                 var messages = ws.messages.makeAsyncIterator()
                 #expect(try await messages.next() == .text("secret"))
@@ -66,12 +66,12 @@ import Testing
                 var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port))
                 configuration.tls.trustRoots = .file(certificate.certificatePath)
                 for host in ["api.example.test", "API.Example.Test", "127.0.0.1"] {
-                    let ws = try await WebSocket.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
+                    let ws = try await WebSocketConnection.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
                     #expect(try await ws.close().code == .normalClosure, "\(host)")
                 }
                 for host in ["example.test", "a.b.example.test", "localhost", "other.test"] {
                     do {
-                        _ = try await WebSocket.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
+                        _ = try await WebSocketConnection.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
                         Issue.record("a certificate for *.example.test was accepted for \(host)")
                     } catch let error as TLSIdentityError {
                         #expect(error.expected == host.lowercased())
@@ -90,7 +90,7 @@ import Testing
         try await withClientTestServer { port in
             try await withTimeLimit {
                 let settings = try HTTPProxy(url: "http://user:pa%20ss@127.0.0.1:\(proxy.port)")
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: Self.configuration(proxy: settings))
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: Self.configuration(proxy: settings))
                 _ = try await ws.close()
             }
         }
@@ -102,7 +102,7 @@ import Testing
         defer { Task { await proxy.stop() } }
         try await withTimeLimit {
             do {
-                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:9/echo",
                                                 configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port)))
                 Issue.record("connected through a refusing proxy")
             } catch WebSocketError.proxyFailed(let reason) {
@@ -118,7 +118,7 @@ import Testing
         try await withTimeLimit {
             do {
                 // Port 9 (discard) is closed on loopback: the proxy answers 502.
-                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:9/echo",
                                                 configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port)))
                 Issue.record("connected to a closed port through the proxy")
             } catch WebSocketError.proxyFailed(let reason) {
@@ -133,7 +133,7 @@ import Testing
         defer { Task { await server.stop() } }
         try await withTimeLimit {
             do {
-                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:9/echo",
                                                 configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port)))
                 Issue.record("connected through a proxy that hung up")
             } catch WebSocketError.proxyFailed(let reason) {
@@ -148,7 +148,7 @@ import Testing
         defer { Task { await server.stop() } }
         try await withTimeLimit {
             do {
-                _ = try await WebSocket.connect(to: "ws://127.0.0.1:9/echo",
+                _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:9/echo",
                                                 configuration: Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port)))
                 Issue.record("connected through a proxy that does not speak HTTP")
             } catch WebSocketError.proxyFailed(let reason) {
@@ -163,7 +163,7 @@ import Testing
         var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port))
         configuration.handshakeTimeout = .seconds(1)
         let attempt = Task { [configuration] in
-            try await WebSocket.connect(to: "ws://127.0.0.1:9/echo", configuration: configuration)
+            try await WebSocketConnection.connect(to: "ws://127.0.0.1:9/echo", configuration: configuration)
         }
         #expect(try await server.firstRequest().requestLine == "CONNECT 127.0.0.1:9 HTTP/1.1")
         let result = try await withTimeLimit(10) { await attempt.result }
@@ -177,7 +177,7 @@ import Testing
         let server = try await CannedHTTPServer.start { _ in nil }
         defer { Task { await server.stop() } }
         let configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: server.port))
-        let attempt = Task { try await WebSocket.connect(to: "ws://[::1]:8080/x", configuration: configuration) }
+        let attempt = Task { try await WebSocketConnection.connect(to: "ws://[::1]:8080/x", configuration: configuration) }
         let request = try await server.firstRequest()
         attempt.cancel()
         _ = await attempt.result

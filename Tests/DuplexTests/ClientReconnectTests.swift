@@ -8,7 +8,7 @@ import Testing
 @Suite struct ClientReconnectTests {
     static let fastPolicy = ReconnectPolicy(initialDelay: .milliseconds(20), maxDelay: .milliseconds(200), jitter: 0.5)
 
-    static func echo(_ ws: WebSocket, _ text: String) async throws {
+    static func echo(_ ws: WebSocketConnection, _ text: String) async throws {
         try await ws.send(text: text)
         var messages = ws.messages.makeAsyncIterator()
         #expect(try await messages.next() == .text(text))
@@ -17,7 +17,7 @@ import Testing
     @Test func reconnectsAfterTheServerRestarts() async throws {
         let (first, port) = try await startClientTestServer()
         let restarted = try await withTimeLimit(20) { () -> WebSocketServer in
-            let connections = try WebSocket.reconnecting(to: "ws://127.0.0.1:\(port)/echo",
+            let connections = try WebSocketConnection.reconnecting(to: "ws://127.0.0.1:\(port)/echo",
                                                          configuration: loopbackClientConfiguration(), policy: Self.fastPolicy)
             var iterator = connections.makeAsyncIterator()
             let one = try #require(try await iterator.next())
@@ -53,7 +53,7 @@ import Testing
             try await withTimeLimit {
                 var count = 0
                 var codes: [CloseCode?] = []
-                for try await ws in try WebSocket.reconnecting(to: "ws://127.0.0.1:\(port)/close?code=4000",
+                for try await ws in try WebSocketConnection.reconnecting(to: "ws://127.0.0.1:\(port)/close?code=4000",
                                                                configuration: loopbackClientConfiguration(), policy: Self.fastPolicy) {
                     count += 1
                     codes.append(await ws.waitForClose().code)
@@ -73,7 +73,7 @@ import Testing
         let policy = limited
         let started = ContinuousClock.now
         try await withTimeLimit {
-            var iterator = try WebSocket.reconnecting(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration(),
+            var iterator = try WebSocketConnection.reconnecting(to: "ws://127.0.0.1:\(port)/", configuration: loopbackClientConfiguration(),
                                                       policy: policy).makeAsyncIterator()
             await #expect(throws: (any Error).self) { _ = try await iterator.next() }
             // Finished: no more connections.
@@ -93,7 +93,7 @@ import Testing
         let policy = picky
         try await withClientTestServer { port in
             try await withTimeLimit {
-                var iterator = try WebSocket.reconnecting(to: "ws://127.0.0.1:\(port)/missing", configuration: loopbackClientConfiguration(),
+                var iterator = try WebSocketConnection.reconnecting(to: "ws://127.0.0.1:\(port)/missing", configuration: loopbackClientConfiguration(),
                                                           policy: policy).makeAsyncIterator()
                 do {
                     _ = try await iterator.next()
@@ -103,14 +103,14 @@ import Testing
                 }
             }
         }
-        #expect(throws: WebSocketError.self) { _ = try WebSocket.reconnecting(to: "http://example.com/") }
+        #expect(throws: WebSocketError.self) { _ = try WebSocketConnection.reconnecting(to: "http://example.com/") }
     }
 
     @Test func cancellingTheLoopClosesTheConnection() async throws {
         try await withClientTestServer { port in
-            let opened = AsyncStream<WebSocket>.makeStream()
+            let opened = AsyncStream<WebSocketConnection>.makeStream()
             let loop = Task {
-                for try await ws in try WebSocket.reconnecting(to: "ws://127.0.0.1:\(port)/echo",
+                for try await ws in try WebSocketConnection.reconnecting(to: "ws://127.0.0.1:\(port)/echo",
                                                                configuration: loopbackClientConfiguration(), policy: Self.fastPolicy) {
                     opened.continuation.yield(ws)
                 }

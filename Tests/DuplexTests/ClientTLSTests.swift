@@ -9,7 +9,7 @@ import Testing
     static func echo(_ url: String, tls: WebSocketClientConfiguration.TLS) async throws {
         var configuration = loopbackClientConfiguration()
         configuration.tls = tls
-        let ws = try await WebSocket.connect(to: url, configuration: configuration)
+        let ws = try await WebSocketConnection.connect(to: url, configuration: configuration)
         try await ws.send(text: "over TLS")
         var messages = ws.messages.makeAsyncIterator()
         #expect(try await messages.next() == .text("over TLS"))
@@ -118,7 +118,7 @@ import Testing
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
             try await withTimeLimit {
                 _ = await #expect(throws: (any Error).self) {
-                    _ = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
+                    _ = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", configuration: loopbackClientConfiguration())
                 }
             }
         }

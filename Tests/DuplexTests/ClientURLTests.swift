@@ -127,7 +127,7 @@ import Testing
 
     @Test func invalidURLThrowsFromConnect() async throws {
         await #expect(throws: WebSocketError.invalidURL("scheme 'http' is not supported: use ws or wss")) {
-            _ = try await WebSocket.connect(to: "http://127.0.0.1:1/", configuration: loopbackClientConfiguration())
+            _ = try await WebSocketConnection.connect(to: "http://127.0.0.1:1/", configuration: loopbackClientConfiguration())
         }
     }
 

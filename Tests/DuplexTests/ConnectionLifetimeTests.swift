@@ -7,12 +7,12 @@ import Testing
 /// Nothing of a closed connection stays alive: a server with connection churn (mobile clients
 /// reconnecting, a deploy) must not grow without bound.
 @Suite struct ConnectionLifetimeTests {
-    /// Weak references to the `WebSocket` of every connection an endpoint opened.
+    /// Weak references to the `WebSocketConnection` of every connection an endpoint opened.
     final class WeakSockets: Sendable {
-        private struct Weak: @unchecked Sendable { weak var socket: WebSocket? }
+        private struct Weak: @unchecked Sendable { weak var socket: WebSocketConnection? }
         private let refs = NIOLockedValueBox<[Weak]>([])
 
-        func add(_ socket: WebSocket) { refs.withLockedValue { $0.append(Weak(socket: socket)) } }
+        func add(_ socket: WebSocketConnection) { refs.withLockedValue { $0.append(Weak(socket: socket)) } }
         var count: Int { refs.withLockedValue { $0.count } }
         var alive: Int { refs.withLockedValue { $0.filter { $0.socket != nil }.count } }
     }

@@ -61,7 +61,7 @@ private final class Recorder: @unchecked Sendable {
 }
 
 /// One step of an async handler, run when the test sends it (see ``DriverHarness/step(_:)``).
-private typealias HandlerStep = @Sendable (WebSocket) async throws -> Void
+private typealias HandlerStep = @Sendable (WebSocketConnection) async throws -> Void
 
 /// One server-role connection on an `EmbeddedChannel`: [event counter, driver's handler].
 private final class DriverHarness {

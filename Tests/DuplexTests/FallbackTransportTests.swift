@@ -103,7 +103,7 @@ import Testing
     @Test func topicsReachWebSocketSSEAndLongPollMembers() async throws {
         try await withServer(Self.router(), group: fallbackLoop) { port, server in
             try await withTimeLimit(20) {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/room", configuration: loopbackClientConfiguration())
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/room", configuration: loopbackClientConfiguration())
                 let sse = try await FallbackTestSession.open(port: port, path: "/room", transport: "sse")
                 let stream = try await sse.stream()
                 let poll = try await FallbackTestSession.open(port: port, path: "/room", transport: "longpoll")

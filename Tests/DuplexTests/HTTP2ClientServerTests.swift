@@ -33,9 +33,9 @@ import Testing
         try await withServer(Self.router(), tls: try certificate.serverTLS(), group: Self.loops) { port, server in
             try await withTimeLimit(60) {
                 let configuration = Self.clientConfiguration(certificate)
-                let sockets = try await withThrowingTaskGroup(of: WebSocket.self) { group in
+                let sockets = try await withThrowingTaskGroup(of: WebSocketConnection.self) { group in
                     for _ in 0..<100 {
-                        group.addTask { try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration, group: Self.loops) }
+                        group.addTask { try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: configuration, group: Self.loops) }
                     }
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
@@ -90,7 +90,7 @@ import Testing
             try await withTimeLimit(30) {
                 let configuration = Self.clientConfiguration(certificate)
                 for round in 0..<2 {
-                    let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: configuration, group: Self.loops)
+                    let ws = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: configuration, group: Self.loops)
                     try await ws.send(text: "round \(round)")
                     var messages = ws.messages.makeAsyncIterator()
                     #expect(try await messages.next() == .text("round \(round)"))
@@ -110,13 +110,13 @@ import Testing
         try await withServer(Self.router(), tls: try certificate.serverTLS(), group: Self.loops) { port, server in
             try await withTimeLimit(30) {
                 await #expect {
-                    _ = try await WebSocket.connect(to: "wss://localhost:\(port)/nope", configuration: Self.clientConfiguration(certificate), group: Self.loops)
+                    _ = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/nope", configuration: Self.clientConfiguration(certificate), group: Self.loops)
                 } throws: { error in
                     guard case WebSocketError.handshakeFailed(.unexpectedStatus(let status, _)) = error else { return false }
                     return status == .notFound
                 }
                 // The refusal ended its stream, not the connection: the next WebSocket reuses it.
-                let ws = try await WebSocket.connect(to: "wss://localhost:\(port)/echo", configuration: Self.clientConfiguration(certificate), group: Self.loops)
+                let ws = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: Self.clientConfiguration(certificate), group: Self.loops)
                 try await ws.send(text: "still here")
                 var messages = ws.messages.makeAsyncIterator()
                 #expect(try await messages.next() == .text("still here"))

@@ -3,7 +3,7 @@ import DuplexCore
 import NIOCore
 import Testing
 
-/// `WebSocket.ping` waits for the pong that carries its payload and returns the round trip.
+/// `WebSocketConnection.ping` waits for the pong that carries its payload and returns the round trip.
 @Suite struct PingRoundTripTests {
     @Test func aPingReturnsItsRoundTripFromEitherSide() async throws {
         let serverRoundTrips = Mailbox<Duration>()
@@ -13,7 +13,7 @@ import Testing
             for try await message in ws.messages { try await ws.send(message) }
         })
         try await withServer(router) { port, _ in
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", group: testLoop, logger: testLogger())
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", group: testLoop, logger: testLogger())
             let first = try await ws.ping(ByteBuffer(string: "one"))
             // Several at once, each matched to its own payload.
             async let a = ws.ping(ByteBuffer(string: "a"))
@@ -35,7 +35,7 @@ import Testing
         router.webSocket("/silent", callbackEcho(configuration: WebSocketConfiguration(autoPong: false, pingInterval: nil)))
         try await withServer(router) { port, _ in
             let configuration = WebSocketClientConfiguration(webSocket: WebSocketConfiguration(pingInterval: nil, pongTimeout: .milliseconds(200)))
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/silent", configuration: configuration,
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/silent", configuration: configuration,
                                                  group: testLoop, logger: testLogger())
             let clock = ContinuousClock()
             let start = clock.now

@@ -3,7 +3,7 @@ import DuplexCore
 import NIOCore
 import Testing
 
-/// Echo through both application APIs: the async `WebSocket` and the event-loop callbacks.
+/// Echo through both application APIs: the async `WebSocketConnection` and the event-loop callbacks.
 @Suite struct ServerEchoTests {
     enum API: String, CaseIterable, CustomStringConvertible {
         case async, callbacks

@@ -231,7 +231,7 @@ import Testing
         var router = WebSocketRouter()
         router.webSocket("/echo", callbackEcho(configuration: quietConfiguration()))
         try await withServer(router) { port, _ in
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/echo", group: testLoop, logger: testLogger())
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/echo", group: testLoop, logger: testLogger())
             await #expect(throws: WebSocketError.topicsUnavailable) { try await ws.subscribe(to: "t") }
             _ = try await ws.close()
             await #expect(throws: WebSocketError.self) { try await ws.publish(.text("x"), to: "t") }
@@ -253,9 +253,9 @@ import Testing
         router.webSocket("/shared", endpoint([PerMessageDeflate.ServerNegotiator(configuration: PerMessageDeflateConfiguration(noContextTakeover: true))]))
         router.webSocket("/own", endpoint([PerMessageDeflate.ServerNegotiator()]))
         try await withServer(router) { port, server in
-            var sockets: [(String, WebSocket)] = []
+            var sockets: [(String, WebSocketConnection)] = []
             for path in ["/plain", "/shared", "/shared", "/shared", "/own", "/own"] {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)\(path)", group: testLoop, logger: testLogger())
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)\(path)", group: testLoop, logger: testLogger())
                 sockets.append((path, ws))
             }
             try await eventually("six subscribers") { server.subscriberCount(of: "mixed") == 6 }

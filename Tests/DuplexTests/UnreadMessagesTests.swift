@@ -58,7 +58,7 @@ import Testing
         try await withServer(router) { port, _ in
             let webSocket = WebSocketConfiguration(pingInterval: .milliseconds(200), pongTimeout: .seconds(2),
                                                    inboundQueueSize: 2)
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/flood",
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/flood",
                                                  configuration: WebSocketClientConfiguration(webSocket: webSocket),
                                                  group: testLoop, logger: testLogger())
             // A ticker: sends, never iterates ws.messages, for well past both pong timeouts.

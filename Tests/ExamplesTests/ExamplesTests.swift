@@ -29,18 +29,18 @@ import Testing
     @Test func chatRoomsJoinTalkAndLeave() async throws {
         let handle = ChatRooms.ServerHandle()
         try await Self.withServer(ChatRooms.router(server: handle), handle.set) { server, port in
-            let ana = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/rooms/lobby?name=ana")
+            let ana = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/rooms/lobby?name=ana")
             var anaEvents = ana.messages.makeAsyncIterator()
             #expect(try await Self.nextEvent(&anaEvents) == .init(type: .join, room: "lobby", user: "ana", members: 1))
 
-            let ben = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/rooms/lobby?name=ben")
+            let ben = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/rooms/lobby?name=ben")
             var benEvents = ben.messages.makeAsyncIterator()
             let benJoined = ChatRooms.Event(type: .join, room: "lobby", user: "ben", members: 2)
             #expect(try await Self.nextEvent(&benEvents) == benJoined)
             #expect(try await Self.nextEvent(&anaEvents) == benJoined)
 
             // Another room hears nothing of the lobby.
-            let cat = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/rooms/kitchen?name=cat")
+            let cat = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/rooms/kitchen?name=cat")
             var catEvents = cat.messages.makeAsyncIterator()
             #expect(try await Self.nextEvent(&catEvents)?.members == 1)
 
@@ -67,7 +67,7 @@ import Testing
     static func expectRefusal(of path: String, by router: WebSocketRouter) async throws {
         try await withServer(router) { _, port in
             do {
-                let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)\(path)")
+                let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)\(path)")
                 _ = try? await ws.close()
                 Issue.record("\(path) was accepted")
             } catch WebSocketError.handshakeFailed(.unexpectedStatus(let status, _)) {
@@ -78,7 +78,7 @@ import Testing
 
     @Test func chatRoomsCloseOversizedMessagesWith1009() async throws {
         try await Self.withServer(ChatRooms.router(server: ChatRooms.ServerHandle())) { _, port in
-            let ws = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/rooms/lobby?name=ana")
+            let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/rooms/lobby?name=ana")
             try await ws.send(text: String(repeating: "x", count: 5000))
             #expect(await ws.waitForClose().code == .messageTooBig)
         }
@@ -98,8 +98,8 @@ import Testing
 
     @Test func tickerPushesEachSymbolToItsSubscribers() async throws {
         try await Self.withServer(TickerFeed.router()) { server, port in
-            let apple = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/prices?symbols=AAPL")
-            let both = try await WebSocket.connect(to: "ws://127.0.0.1:\(port)/prices?symbols=AAPL,MSFT")
+            let apple = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/prices?symbols=AAPL")
+            let both = try await WebSocketConnection.connect(to: "ws://127.0.0.1:\(port)/prices?symbols=AAPL,MSFT")
             while server.subscriberCount(of: "prices.AAPL") < 2 || server.subscriberCount(of: "prices.MSFT") < 1 {
                 try await Task.sleep(for: .milliseconds(5))
             }
@@ -109,7 +109,7 @@ import Testing
             }
             #expect(try await TickerFeed.publish(feed, to: server) == 3)
 
-            func symbols(_ ws: WebSocket, _ count: Int) async throws -> [String] {
+            func symbols(_ ws: WebSocketConnection, _ count: Int) async throws -> [String] {
                 var iterator = ws.messages.makeAsyncIterator()
                 var seen: [String] = []
                 for _ in 0..<count {

@@ -8,7 +8,7 @@ import NIOHTTPTypesHTTP1
 /// The client's opening handshake over HTTP/1.1: sends the upgrade request once the channel is
 /// active (after the proxy tunnel and TLS, if any), checks the response with DuplexCore's
 /// ``ClientHandshake``, then replaces the HTTP handlers with a ``WebSocketHandler`` that hands
-/// the ``WebSocket`` to the caller through `promise`. Bytes read past the 101 response reach
+/// the ``WebSocketConnection`` to the caller through `promise`. Bytes read past the 101 response reach
 /// the WebSocket handler first thing.
 ///
 /// It also owns the handshake's deadline and turns every way the attempt can end early (timeout,
@@ -29,7 +29,7 @@ final class ClientUpgradeHandler: ClientHandshakeHandler, RemovableChannelHandle
 
     private let handshake: ClientHandshake
     private let webSocketConfiguration: WebSocketConfiguration
-    private let promise: EventLoopPromise<WebSocket>
+    private let promise: EventLoopPromise<WebSocketConnection>
     private let application: WebSocketApplication
     let deadline: NIODeadline
     private let encoder: HTTPRequestEncoder
@@ -44,7 +44,7 @@ final class ClientUpgradeHandler: ClientHandshakeHandler, RemovableChannelHandle
     ///     WebSocket handler is in place.
     ///   - application: `.handOff(promise)`, or callbacks whose `onOpen` succeeds `promise`.
     init(handshake: ClientHandshake, webSocketConfiguration: WebSocketConfiguration,
-         promise: EventLoopPromise<WebSocket>, application: WebSocketApplication, deadline: NIODeadline,
+         promise: EventLoopPromise<WebSocketConnection>, application: WebSocketApplication, deadline: NIODeadline,
          encoder: HTTPRequestEncoder, decoder: ByteToMessageHandler<HTTPResponseDecoder>, logger: Logger) {
         self.handshake = handshake
         self.webSocketConfiguration = webSocketConfiguration

@@ -87,9 +87,9 @@ public struct ReconnectPolicy: Sendable {
     }
 }
 
-extension WebSocket {
+extension WebSocketConnection {
     /// Connections to `url` that come back after they close: an async sequence that yields a new
-    /// ``WebSocket`` each time the previous one closed, retrying failed attempts with the
+    /// ``WebSocketConnection`` each time the previous one closed, retrying failed attempts with the
     /// backoff of `policy`.
     ///
     /// ```swift
@@ -103,8 +103,8 @@ extension WebSocket {
     /// }
     /// ```
     ///
-    /// Nothing is hidden: each connection is its own ``WebSocket`` with its own
-    /// ``WebSocket/closeFrame``. The sequence waits for the previous connection to close before it
+    /// Nothing is hidden: each connection is its own ``WebSocketConnection`` with its own
+    /// ``WebSocketConnection/closeFrame``. The sequence waits for the previous connection to close before it
     /// connects again; stop by leaving the loop. Cancelling the iterating task while it waits
     /// closes the open connection (1001) and ends the sequence. It throws when an attempt fails
     /// with an error ``ReconnectPolicy/shouldRetry`` refuses or after
@@ -132,10 +132,10 @@ extension WebSocket {
     }
 }
 
-/// The async sequence of `WebSocket.reconnecting(to:...)`:
+/// The async sequence of `WebSocketConnection.reconnecting(to:...)`:
 /// one open connection after another.
 public struct ReconnectingWebSocket: AsyncSequence, Sendable {
-    public typealias Element = WebSocket
+    public typealias Element = WebSocketConnection
 
     public let url: WebSocketURL
     public let configuration: WebSocketClientConfiguration
@@ -148,7 +148,7 @@ public struct ReconnectingWebSocket: AsyncSequence, Sendable {
     /// Connects on each `next()`, after the previous connection closed.
     public struct AsyncIterator: AsyncIteratorProtocol {
         let sequence: ReconnectingWebSocket
-        var previous: WebSocket?
+        var previous: WebSocketConnection?
         var openedAt = NIODeadline.now()
         /// Index of the next backoff wait.
         var backoff = 0
@@ -157,7 +157,7 @@ public struct ReconnectingWebSocket: AsyncSequence, Sendable {
         init(sequence: ReconnectingWebSocket) { self.sequence = sequence }
 
         /// The next open connection; nil once the iterating task is cancelled.
-        public mutating func next() async throws -> WebSocket? {
+        public mutating func next() async throws -> WebSocketConnection? {
             guard !finished else { return nil }
             let policy = sequence.policy
             var needsDelay = false
@@ -186,7 +186,7 @@ public struct ReconnectingWebSocket: AsyncSequence, Sendable {
                 }
                 needsDelay = true
                 do {
-                    let ws = try await WebSocket.connect(
+                    let ws = try await WebSocketConnection.connect(
                         to: sequence.url, configuration: sequence.configuration, group: sequence.group, logger: sequence.logger
                     )
                     previous = ws
@@ -210,7 +210,7 @@ public struct ReconnectingWebSocket: AsyncSequence, Sendable {
         }
 
         /// Waits until `ws` closed; if the task is cancelled meanwhile, closes it with 1001.
-        static func waitForClose(_ ws: WebSocket) async {
+        static func waitForClose(_ ws: WebSocketConnection) async {
             await withTaskCancellationHandler {
                 _ = await ws.waitForClose()
             } onCancel: {

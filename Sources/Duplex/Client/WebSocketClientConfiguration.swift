@@ -18,7 +18,7 @@ public struct WebSocketClientConfiguration: Sendable {
     /// backpressure. The same type the server uses.
     public var webSocket: WebSocketConfiguration
     /// Subprotocols to offer (`Sec-WebSocket-Protocol`), most preferred first. The one the server
-    /// chose is ``WebSocket/subprotocol``; a server that picks one not offered fails the handshake.
+    /// chose is ``WebSocketConnection/subprotocol``; a server that picks one not offered fails the handshake.
     public var subprotocols: [String]
     /// Extra request header fields (authorization, cookies, ...). They cannot replace the
     /// handshake's own fields (`Host`, `Upgrade`, `Connection`, `Sec-WebSocket-Key`, `-Version`,
@@ -30,7 +30,7 @@ public struct WebSocketClientConfiguration: Sendable {
     /// Extensions to offer, in order of preference. Default: permessage-deflate (RFC 7692) with
     /// zlib's defaults; `[]` turns compression off (see docs/compression.md).
     public var extensions: [any ClientExtensionNegotiator]
-    /// Time from the start of ``WebSocket/connect(to:configuration:group:logger:)`` to the open
+    /// Time from the start of ``WebSocketConnection/connect(to:configuration:group:logger:)`` to the open
     /// connection: TCP connect, proxy tunnel, TLS and HTTP upgrade together. Past it the attempt
     /// fails with ``WebSocketError/handshakeTimeout``. Default: 10 s.
     public var handshakeTimeout: TimeAmount

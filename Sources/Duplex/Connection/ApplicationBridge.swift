@@ -4,15 +4,15 @@ import NIOCore
 /// How the application consumes a connection.
 enum WebSocketApplication: Sendable {
     /// An async function per connection, run in the server's ``HandlerScope`` (server endpoints).
-    case task(@Sendable (WebSocket) async throws -> Void)
+    case task(@Sendable (WebSocketConnection) async throws -> Void)
     /// Callbacks on the event loop (hottest paths).
     case callbacks(WebSocketCallbacks)
-    /// The ``WebSocket`` is handed to a caller who iterates it (the client's `connect`).
-    case handOff(EventLoopPromise<WebSocket>)
+    /// The ``WebSocketConnection`` is handed to a caller who iterates it (the client's `connect`).
+    case handOff(EventLoopPromise<WebSocketConnection>)
 }
 
 /// The application side of one connection: delivers messages and the end of the connection to
-/// callbacks or to the async message queue, and makes the Sendable ``WebSocket`` handle only
+/// callbacks or to the async message queue, and makes the Sendable ``WebSocketConnection`` handle only
 /// when someone needs it (a callback endpoint that never asks for `socket` never pays for it).
 ///
 /// A class, not a struct in the driver: callbacks it calls may re-enter it (`ws.socket` in
@@ -21,7 +21,7 @@ final class ApplicationBridge {
     let application: WebSocketApplication
     /// The handle of this connection, once made; dropped when the connection ends (it holds the
     /// driver, which must not hold it back once closed).
-    private(set) var socket: WebSocket?
+    private(set) var socket: WebSocketConnection?
     /// The received messages of the async API.
     private(set) var queue: InboundMessageQueue?
 
@@ -30,9 +30,9 @@ final class ApplicationBridge {
     }
 
     /// The handle, made on first use.
-    func socket(for driver: ConnectionDriver) -> WebSocket {
+    func socket(for driver: ConnectionDriver) -> WebSocketConnection {
         if let socket { return socket }
-        let made = WebSocket(driver: driver, queue: queue)
+        let made = WebSocketConnection(driver: driver, queue: queue)
         // A closed connection's handle is made for the caller but not kept: it would hold the driver.
         if !driver.finished { socket = made }
         return made

@@ -67,7 +67,7 @@ final class ConnectionDriver: WebSocketTransport {
     private var now: Connection.Instant { Connection.Instant(nanoseconds: eventLoop.now.uptimeNanoseconds) }
 
     /// The Sendable handle of this connection (made on first use).
-    var socket: WebSocket { bridge.socket(for: self) }
+    var socket: WebSocketConnection { bridge.socket(for: self) }
 
     // MARK: - Input from the transport
 

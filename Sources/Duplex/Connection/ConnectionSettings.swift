@@ -68,7 +68,7 @@ struct ConnectionInfo: Sendable {
 struct OpeningRequest: Sendable {
     /// How the request was read: NIO's HTTP/1 head (kept as it is, converted when asked for),
     /// or one already an `HTTPRequest` (an HTTP/2 stream's, or one a framework handed to a
-    /// ``WebSocketUpgrader``).
+    /// ``DuplexUpgrader``).
     enum Head: Sendable {
         case http1(HTTPRequestHead, secure: Bool)
         case converted(HTTPRequest)

@@ -43,8 +43,8 @@ final class HandlerScope: Sendable {
 
     /// Runs one connection's async handler: closes with 1000 when it returns, 1011 when it
     /// throws, and logs what it threw with the connection's id.
-    static func handlerJob(socket: WebSocket, queue: InboundMessageQueue, executor: (any TaskExecutor)?,
-                           body: @escaping @Sendable (WebSocket) async throws -> Void) -> Job {
+    static func handlerJob(socket: WebSocketConnection, queue: InboundMessageQueue, executor: (any TaskExecutor)?,
+                           body: @escaping @Sendable (WebSocketConnection) async throws -> Void) -> Job {
         Job(executor: executor) {
             withUnsafeCurrentTask { task in queue.attachConsumerTask(task) }
             defer {

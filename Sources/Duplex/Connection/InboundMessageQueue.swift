@@ -2,7 +2,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 
 /// The received messages of one async-API connection, waiting for their single consumer
-/// (``WebSocket/messages``), with high/low water marks that hold the connection's reads.
+/// (``WebSocketConnection/messages``), with high/low water marks that hold the connection's reads.
 ///
 /// Reads are held only once the buffer reaches both its size in messages and its byte budget
 /// (``WebSocketConfiguration/inboundQueueSize``, ``WebSocketConfiguration/inboundQueueBytes``):

@@ -1,7 +1,7 @@
 import DuplexCore
 import NIOCore
 
-/// The seam between the public connection API (``WebSocket`` and ``EventLoopWebSocket``) and
+/// The seam between the public connection API (``WebSocketConnection`` and ``EventLoopWebSocket``) and
 /// whatever carries a connection.
 ///
 /// Today one implementation exists: ``ConnectionDriver``, which runs RFC 6455 framing through a

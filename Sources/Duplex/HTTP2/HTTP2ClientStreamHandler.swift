@@ -16,7 +16,7 @@ final class HTTP2ClientStreamHandler: ClientHandshakeHandler, RemovableChannelHa
 
     private let handshake: ClientHandshake
     private let webSocketConfiguration: WebSocketConfiguration
-    private let promise: EventLoopPromise<WebSocket>
+    private let promise: EventLoopPromise<WebSocketConnection>
     private let application: WebSocketApplication
     let deadline: NIODeadline
     private let codec: HTTP2FramePayloadToHTTPClientCodec
@@ -25,7 +25,7 @@ final class HTTP2ClientStreamHandler: ClientHandshakeHandler, RemovableChannelHa
     private var done = false
     var timeout: Scheduled<Void>?
 
-    init(handshake: ClientHandshake, webSocketConfiguration: WebSocketConfiguration, promise: EventLoopPromise<WebSocket>,
+    init(handshake: ClientHandshake, webSocketConfiguration: WebSocketConfiguration, promise: EventLoopPromise<WebSocketConnection>,
          application: WebSocketApplication, deadline: NIODeadline, codec: HTTP2FramePayloadToHTTPClientCodec, logger: Logger) {
         self.handshake = handshake
         self.webSocketConfiguration = webSocketConfiguration
@@ -87,7 +87,7 @@ final class HTTP2ClientStreamHandler: ClientHandshakeHandler, RemovableChannelHa
 
 extension HTTP2ClientConnection {
     /// Opens a stream for one WebSocket and runs its handshake; `promise` gets the WebSocket.
-    func openWebSocket(handshake: ClientHandshake, configuration: WebSocketConfiguration, promise: EventLoopPromise<WebSocket>,
+    func openWebSocket(handshake: ClientHandshake, configuration: WebSocketConfiguration, promise: EventLoopPromise<WebSocketConnection>,
                        application: WebSocketApplication, deadline: NIODeadline, logger: Logger) {
         let created = channel.eventLoop.makePromise(of: Channel.self)
         created.futureResult.whenFailure { promise.fail($0) }  // no stream (the connection closed, too many streams)

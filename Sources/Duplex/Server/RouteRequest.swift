@@ -2,7 +2,7 @@ import HTTPTypes
 import NIOCore
 
 /// A request as the server's ``WebSocketRouter`` matched it: the one request type applications
-/// see, in HTTP route handlers, in an endpoint's upgrade hook and as ``WebSocket/request``.
+/// see, in HTTP route handlers, in an endpoint's upgrade hook and as ``WebSocketConnection/request``.
 ///
 /// It carries swift-http-types' `HTTPRequest` (method, path with query, authority, header
 /// fields) plus what the server knows around it: the path parameters of the matched route, the

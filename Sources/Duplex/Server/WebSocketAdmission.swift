@@ -80,7 +80,7 @@ extension ServerContext {
     }
 
     /// Decides a WebSocket opening request to an endpoint already found (by this server's router,
-    /// or by a framework's: ``WebSocketUpgrader``): the handshake's rules (`validate`, with their
+    /// or by a framework's: ``DuplexUpgrader``): the handshake's rules (`validate`, with their
     /// statuses), Origin (403), then the endpoint's `onUpgrade` hook. Calls `decide` on
     /// `eventLoop`: at once without a hook, after the hook's task with one.
     /// - Parameter request: the request with its route and path parameters set.

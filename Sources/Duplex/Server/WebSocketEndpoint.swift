@@ -14,7 +14,7 @@ import NIOCore
 /// }
 /// ```
 public enum UpgradeDecision: Sendable {
-    /// Accept, attaching data that the connection carries as ``WebSocket/userData`` and adding
+    /// Accept, attaching data that the connection carries as ``WebSocketConnection/userData`` and adding
     /// `headerFields` to the 101 response (a `Set-Cookie`, say). Fields the handshake sets itself
     /// (`Upgrade`, `Connection`, `Sec-WebSocket-Accept`, `-Protocol`, `-Extensions`) and framing
     /// fields (`Content-Length`, `Transfer-Encoding`) are left out.
@@ -53,7 +53,7 @@ public struct WebSocketEndpoint: Sendable {
         configuration: WebSocketConfiguration? = nil,
         extensions: [any ServerExtensionNegotiator] = [],
         onUpgrade: (@Sendable (RouteRequest) async -> UpgradeDecision)? = nil,
-        handler: @escaping @Sendable (WebSocket) async throws -> Void
+        handler: @escaping @Sendable (WebSocketConnection) async throws -> Void
     ) {
         self.init(subprotocols: subprotocols, origins: origins, configuration: configuration, extensions: extensions,
                   onUpgrade: onUpgrade, application: .task(handler))

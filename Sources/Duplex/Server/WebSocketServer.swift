@@ -268,7 +268,7 @@ final class ServerContext: Sendable {
     }
 
     /// The settings of an endpoint this server's router does not hold (a framework's route,
-    /// ``WebSocketUpgrader``), made for its route on first use and kept.
+    /// ``DuplexUpgrader``), made for its route on first use and kept.
     func settings(route: String, endpoint: WebSocketEndpoint) -> ConnectionSettings {
         if let settings = endpointSettings[route] { return settings }
         return mountedSettings.withLockedValue { mounted in

@@ -1,6 +1,6 @@
 import NIOCore
 
-/// Publish/subscribe fan-out: connections subscribe to topics (``WebSocket/subscribe(to:)``,
+/// Publish/subscribe fan-out: connections subscribe to topics (``WebSocketConnection/subscribe(to:)``,
 /// ``EventLoopWebSocket/subscribe(to:)``); anyone publishes.
 ///
 /// A publish builds its frame once and writes the same bytes to every subscriber whose messages

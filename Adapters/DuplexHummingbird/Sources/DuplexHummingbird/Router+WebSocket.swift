@@ -8,7 +8,7 @@ extension RouterMethods {
     /// middleware added before it, that hands its upgrade requests to `upgrader`.
     ///
     /// ```swift
-    /// let upgrader = WebSocketUpgrader()
+    /// let upgrader = DuplexUpgrader()
     /// let router = Router()
     /// router.add(middleware: LogRequestsMiddleware(.info))
     /// router.webSocket("/chat/:room", upgrader: upgrader, endpoint: WebSocketEndpoint { ws in
@@ -35,7 +35,7 @@ extension RouterMethods {
     ///     endpoint's hook (if any) decides next, its user data winning over this one's, and the
     ///     header fields of both go on the 101.
     @discardableResult
-    public func webSocket(_ path: RouterPath, upgrader: WebSocketUpgrader, endpoint: WebSocketEndpoint,
+    public func webSocket(_ path: RouterPath, upgrader: DuplexUpgrader, endpoint: WebSocketEndpoint,
                           onUpgrade: (@Sendable (RouteRequest, Context) async -> UpgradeDecision)? = nil) -> Self {
         let registered = "\(path)"
         return get(path) { request, context -> Response in

@@ -47,8 +47,8 @@ struct UserMiddleware: RouterMiddleware {
     /// The app: `GET /hello`, an echo at `/echo` (permessage-deflate offered), `/chat/:room` (two
     /// subprotocols; the context's user must be there), `/topics/:name` (subscribes to its topic),
     /// all behind ``UserMiddleware``.
-    static func withApp(_ body: @escaping @Sendable (_ port: Int, _ upgrader: WebSocketUpgrader, _ client: any TestClientProtocol) async throws -> Void) async throws {
-        let upgrader = WebSocketUpgrader(configuration: .init(webSocket: quiet), logger: logger())
+    static func withApp(_ body: @escaping @Sendable (_ port: Int, _ upgrader: DuplexUpgrader, _ client: any TestClientProtocol) async throws -> Void) async throws {
+        let upgrader = DuplexUpgrader(configuration: .init(webSocket: quiet), logger: logger())
         let router = Router(context: AppContext.self)
         router.add(middleware: UserMiddleware())
         router.get("/hello") { _, context in "hello \(context.user ?? "stranger")\n" }
@@ -75,16 +75,16 @@ struct UserMiddleware: RouterMiddleware {
         }
     }
 
-    static func connect(_ port: Int, _ path: String, subprotocols: [String] = [], user: String? = nil) async throws -> WebSocket {
+    static func connect(_ port: Int, _ path: String, subprotocols: [String] = [], user: String? = nil) async throws -> WebSocketConnection {
         var fields = HTTPFields()
         if let user { fields[HTTPField.Name("X-User")!] = user }
-        return try await WebSocket.connect(
+        return try await WebSocketConnection.connect(
             to: "ws://127.0.0.1:\(port)\(path)",
             configuration: .init(webSocket: quiet, subprotocols: subprotocols, headerFields: fields, proxy: .none),
             logger: logger())
     }
 
-    static func next(_ ws: WebSocket) async throws -> WebSocketMessage? {
+    static func next(_ ws: WebSocketConnection) async throws -> WebSocketMessage? {
         var iterator = ws.messages.makeAsyncIterator()
         return try await iterator.next()
     }

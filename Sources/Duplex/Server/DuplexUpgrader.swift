@@ -15,7 +15,7 @@ import ServiceLifecycle
 /// channel from the framework's HTTP handlers and runs the endpoint on it.
 ///
 /// ```swift
-/// let upgrader = WebSocketUpgrader()
+/// let upgrader = DuplexUpgrader()
 /// // in the framework's handler of an upgrade request, with its channel and HTTP handlers:
 /// let request = RouteRequest(head: head, parameters: ["room": "lobby"], route: "/chat/:room")
 /// switch await upgrader.upgrade(request, endpoint: chat, channel: channel, removing: [decoder, encoder, httpHandler]) {
@@ -32,7 +32,7 @@ import ServiceLifecycle
 /// framework's server), a graceful shutdown sends 1001 to its WebSockets, waits up to
 /// ``Configuration/shutdownGracePeriod`` and closes what is left; ``shutdown(gracePeriod:)`` does
 /// the same when called.
-public final class WebSocketUpgrader: Service, Sendable {
+public final class DuplexUpgrader: Service, Sendable {
     /// Settings of an upgrader: those of its WebSocket connections, and the bounds of the
     /// requests it accepts.
     public struct Configuration: Sendable {
@@ -106,7 +106,7 @@ public final class WebSocketUpgrader: Service, Sendable {
     /// - Parameters:
     ///   - request: the request as the framework routed it: ``RouteRequest/route`` the route as
     ///     registered (connections of one route share its settings), ``RouteRequest/parameters``
-    ///     its path parameters; this is what `onUpgrade` and ``WebSocket/request`` see. Without a
+    ///     its path parameters; this is what `onUpgrade` and ``WebSocketConnection/request`` see. Without a
     ///     ``RouteRequest/remoteAddress`` the channel's is used.
     ///   - endpoint: the endpoint, as a ``WebSocketRouter`` would hold it.
     ///   - httpVersion: the request's HTTP version (an upgrade needs 1.1; `HTTPRequest` carries none).

@@ -4,7 +4,7 @@ import NIOCore
 ///
 /// Closing a connection unsubscribes it from every topic. See ``WebSocketServer/publish(_:to:)``
 /// for the delivery guarantees.
-extension WebSocket {
+extension WebSocketConnection {
     /// Subscribes this connection to `topic`: every message published to it is sent here.
     /// - Returns: false if it already was subscribed.
     /// - Throws: ``WebSocketError/closed(_:)`` once the connection is closing,

@@ -7,23 +7,23 @@ import NIOHTTP1
 import NIOPosix
 import Testing
 
-/// ``WebSocketUpgrader``, the seam for HTTP servers Duplex does not run: a NIO HTTP/1.1 server of
+/// ``DuplexUpgrader``, the seam for HTTP servers Duplex does not run: a NIO HTTP/1.1 server of
 /// the test's own (NIOHTTP1's decoder and encoder, and a handler standing for a framework's) hands
 /// its upgrade requests to the upgrader.
-@Suite struct WebSocketUpgraderTests {
+@Suite struct DuplexUpgraderTests {
     /// The framework's handler: plain requests get `200 plain`; requests for `/ws/...` go to the
     /// upgrader with the route `/ws/:name`, and a refusal is written as the upgrader answers it.
     final class FrameworkHandler: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = HTTPServerRequestPart
         typealias OutboundOut = HTTPServerResponsePart
 
-        let upgrader: WebSocketUpgrader
+        let upgrader: DuplexUpgrader
         let endpoint: WebSocketEndpoint
         let decoder: ByteToMessageHandler<HTTPRequestDecoder>
         let encoder: HTTPResponseEncoder
         private var head: HTTPRequestHead?
 
-        init(upgrader: WebSocketUpgrader, endpoint: WebSocketEndpoint, decoder: ByteToMessageHandler<HTTPRequestDecoder>,
+        init(upgrader: DuplexUpgrader, endpoint: WebSocketEndpoint, decoder: ByteToMessageHandler<HTTPRequestDecoder>,
              encoder: HTTPResponseEncoder) {
             self.upgrader = upgrader
             self.endpoint = endpoint
@@ -71,8 +71,8 @@ import Testing
     /// Runs the test's server with `endpoint` at `/ws/:name`, and `body` with its port and upgrader.
     /// - Parameter accepted: gets each connection's channel as it is accepted.
     static func withFramework(_ endpoint: WebSocketEndpoint, accepted: Mailbox<any Channel>? = nil,
-                              _ body: (Int, WebSocketUpgrader) async throws -> Void) async throws {
-        let upgrader = WebSocketUpgrader(configuration: .init(webSocket: quietConfiguration()), logger: testLogger())
+                              _ body: (Int, DuplexUpgrader) async throws -> Void) async throws {
+        let upgrader = DuplexUpgrader(configuration: .init(webSocket: quietConfiguration()), logger: testLogger())
         let channel = try await ServerBootstrap(group: testLoop)
             .childChannelInitializer { channel in
                 accepted?.put(channel)

@@ -6,7 +6,7 @@ import NIOHTTP1
 import NIOPosix
 import NIOSSL
 
-extension WebSocket {
+extension WebSocketConnection {
     /// Opens a client connection: TCP (through an HTTP proxy when configured), TLS for `wss://`,
     /// then the opening handshake (RFC 6455 §4.1) with a fresh random key.
     ///
@@ -37,7 +37,7 @@ extension WebSocket {
         configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "duplex.client")
-    ) async throws -> WebSocket {
+    ) async throws -> WebSocketConnection {
         try await connect(to: WebSocketURL(url), configuration: configuration, group: group, logger: logger)
     }
 
@@ -47,7 +47,7 @@ extension WebSocket {
         configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "duplex.client")
-    ) async throws -> WebSocket {
+    ) async throws -> WebSocketConnection {
         try await open(url, configuration: configuration, callbacks: nil, group: group, logger: logger)
     }
 
@@ -63,8 +63,8 @@ extension WebSocket {
     /// try await ws.send(text: "hello")
     /// ```
     ///
-    /// The returned ``WebSocket`` sends, closes and reports the close like any other; its
-    /// ``WebSocket/messages`` stay empty, as every message goes to `onMessage`. `onOpen` runs
+    /// The returned ``WebSocketConnection`` sends, closes and reports the close like any other; its
+    /// ``WebSocketConnection/messages`` stay empty, as every message goes to `onMessage`. `onOpen` runs
     /// before this function returns. Errors are those of ``connect(to:configuration:group:logger:)``.
     public static func connect(
         to url: String,
@@ -72,7 +72,7 @@ extension WebSocket {
         callbacks: WebSocketCallbacks,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "duplex.client")
-    ) async throws -> WebSocket {
+    ) async throws -> WebSocketConnection {
         try await connect(to: WebSocketURL(url), configuration: configuration, callbacks: callbacks, group: group, logger: logger)
     }
 
@@ -83,7 +83,7 @@ extension WebSocket {
         callbacks: WebSocketCallbacks,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger = Logger(label: "duplex.client")
-    ) async throws -> WebSocket {
+    ) async throws -> WebSocketConnection {
         try await open(url, configuration: configuration, callbacks: callbacks, group: group, logger: logger)
     }
 
@@ -94,7 +94,7 @@ extension WebSocket {
         callbacks: WebSocketCallbacks?,
         group: any EventLoopGroup,
         logger: Logger
-    ) async throws -> WebSocket {
+    ) async throws -> WebSocketConnection {
         let proxy: HTTPProxy?
         switch configuration.proxy {
         case .none: proxy = nil
@@ -130,7 +130,7 @@ extension WebSocket {
         if let proxy { logger[metadataKey: "proxy"] = "\(proxy)" }
         let connectionLogger = logger
         let loop = group.next()
-        let promise = loop.makePromise(of: WebSocket.self)
+        let promise = loop.makePromise(of: WebSocketConnection.self)
         let application: WebSocketApplication
         if var callbacks {
             let onOpen = callbacks.onOpen

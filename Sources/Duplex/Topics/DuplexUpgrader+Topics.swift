@@ -1,8 +1,8 @@
 import NIOCore
 
 /// Publish/subscribe across the WebSockets of an upgrader, as across a ``WebSocketServer``'s
-/// (the same guarantees): its connections subscribe (``WebSocket/subscribe(to:)``), anyone publishes.
-extension WebSocketUpgrader {
+/// (the same guarantees): its connections subscribe (``WebSocketConnection/subscribe(to:)``), anyone publishes.
+extension DuplexUpgrader {
     /// Publishes `message` to every subscriber of `topic` among this upgrader's connections, from
     /// any thread or task.
     /// - Returns: the number of subscribers the message goes to.

@@ -11,7 +11,7 @@ import NIOCore
 /// }
 /// ```
 ///
-/// `WebSocket` is `Sendable`: any task may send on it at any time; each call hops to the
+/// `WebSocketConnection` is `Sendable`: any task may send on it at any time; each call hops to the
 /// connection's event loop, and messages from one task go out in the order they were sent.
 /// ``messages`` may be iterated by one task only. The iteration ends when the peer closes
 /// cleanly and throws ``WebSocketError/closed(_:)`` when the connection fails or drops.
@@ -20,7 +20,7 @@ import NIOCore
 /// high-water mark, and the connection stops reading from its socket once
 /// ``WebSocketConfiguration/inboundQueueSize`` received messages totalling
 /// ``WebSocketConfiguration/inboundQueueBytes`` wait in ``messages``.
-public final class WebSocket: Sendable {
+public final class WebSocketConnection: Sendable {
     /// The event loop the connection runs on.
     public let eventLoop: any EventLoop
     /// The subprotocol agreed in the opening handshake, if any.
@@ -148,7 +148,7 @@ public final class WebSocket: Sendable {
     ///   is closing or closes first, ``WebSocketError/invalidSend(_:)`` for a payload over 125
     ///   bytes or one already waiting.
     @discardableResult
-    public func ping(_ payload: ByteBuffer = WebSocket.nextPingPayload()) async throws -> Duration {
+    public func ping(_ payload: ByteBuffer = WebSocketConnection.nextPingPayload()) async throws -> Duration {
         let transport = self.transport
         return try await withUnsafeThrowingContinuation { (continuation: UnsafeContinuation<Duration, any Error>) in
             if transport.eventLoop.inEventLoop {
@@ -205,11 +205,11 @@ public final class WebSocket: Sendable {
 public struct WebSocketMessages: AsyncSequence, Sendable {
     public typealias Element = WebSocketMessage
     let queue: InboundMessageQueue?
-    let socket: WebSocket
+    let socket: WebSocketConnection
 
     public struct AsyncIterator: AsyncIteratorProtocol {
         let queue: InboundMessageQueue?
-        let socket: WebSocket
+        let socket: WebSocketConnection
 
         public mutating func next() async throws -> WebSocketMessage? {
             guard let queue else {
