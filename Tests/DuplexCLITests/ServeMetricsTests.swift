@@ -5,7 +5,8 @@ import NIOPosix
 import Testing
 
 /// `duplex serve --metrics`: Prometheus text at `/metrics` with what the library emitted through
-/// swift-metrics. Run as a process: swift-metrics takes one backend per process.
+/// swift-metrics, scraped and parsed by the Prometheus project's Python client parser
+/// (Tests/Interop/prometheus_scrape_check.py). Run as a process: swift-metrics takes one backend per process.
 @Suite struct ServeMetricsTests {
     @Test func metricsCountConnectionsMessagesRefusalsAndPublishes() async throws {
         let serve = try DuplexProcess.run(["serve", "--port", "0", "--metrics", "--ticker-interval", "0", "--log-level", "error"])
@@ -38,18 +39,41 @@ import Testing
             try await Task.sleep(for: .milliseconds(20))
         }
         #expect(text.hasPrefix("HTTP/1.1 200"), "\(text)")
-        #expect(text.lowercased().contains("content-type: text/plain; version=0.0.4"), "\(text)")
-        for expected in [
-            "duplex_connections_opened_total{role=\"server\"} 2",
-            "duplex_connections_active{role=\"server\"} 0",
-            "duplex_closes_total{role=\"server\",code=\"1000\"} 2",
-            "duplex_messages_received_total{role=\"server\"} 3",
-            "duplex_handshake_refusals_total{status=\"404\"} 1",
-            "duplex_publishes_total{subscribers=\"1\"} 1",
-            "duplex_publish_deliveries_total 1",
-            "duplex_upgrade_duration_seconds_count 2",
-        ] {
-            #expect(text.contains(expected), "no \(expected) in \(text)")
+
+        // Scraped again and read by the Prometheus project's own parser (prometheus_client).
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let venv = try await ServeTopicsTests.run("/bin/bash", [root.appendingPathComponent("scripts/interop-venv.sh").path], in: root)
+        let python = try #require(venv.output.split(separator: "\n").last.map(String.init))
+        let script = root.appendingPathComponent("Tests/Interop/prometheus_scrape_check.py").path
+        let scrape = try await ServeTopicsTests.run(python, [script, "http://127.0.0.1:\(port)/metrics"], in: root)
+        #expect(scrape.status == 0, "\(scrape.output)")
+        #expect(scrape.output.contains("RESULT: OK"), "\(scrape.output)")
+        let lines = scrape.output.split(separator: "\n")
+        var samples: [String: Double] = [:]
+        for line in lines where line.hasPrefix("sample ") {
+            let fields = line.dropFirst("sample ".count).split(separator: " ")
+            if fields.count == 2, let value = Double(fields[1]) { samples[String(fields[0])] = value }
+        }
+        let families = Set(lines.filter { $0.hasPrefix("family ") }.map { String($0.dropFirst("family ".count)) })
+        let expected: [(sample: String, value: Double)] = [
+            ("duplex_connections_opened_total{role=\"server\"}", 2),
+            ("duplex_connections_active{role=\"server\"}", 0),
+            ("duplex_closes_total{code=\"1000\",role=\"server\"}", 2),
+            ("duplex_messages_received_total{role=\"server\"}", 3),
+            ("duplex_handshake_refusals_total{status=\"404\"}", 1),
+            ("duplex_publishes_total{subscribers=\"1\"}", 1),
+            ("duplex_publish_deliveries_total{}", 1),
+            ("duplex_upgrade_duration_seconds_count{}", 2),
+        ]
+        for (sample, value) in expected {
+            let seen = samples[sample]
+            #expect(seen == value, "\(sample): \(seen.map { "\($0)" } ?? "absent"), not \(value), in \(scrape.output)")
+        }
+        // Counters are counters (the parser names a counter's family without `_total`), the
+        // upgrade latency a histogram, the open connections a gauge.
+        for family in ["duplex_connections_opened counter", "duplex_closes counter", "duplex_connections_active gauge",
+                       "duplex_upgrade_duration_seconds histogram"] {
+            #expect(families.contains(family), "no family \(family) in \(scrape.output)")
         }
     }
 
