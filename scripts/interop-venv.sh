@@ -12,8 +12,16 @@ WSPROTO_VERSION="1.3.2"
 PROMETHEUS_CLIENT_VERSION="0.26.0"
 check="import websockets, h2, wsproto, sys, importlib.metadata as m; sys.exit(websockets.__version__ != '$VERSION' or m.version('h2') != '$H2_VERSION' or m.version('wsproto') != '$WSPROTO_VERSION' or m.version('prometheus_client') != '$PROMETHEUS_CLIENT_VERSION')"
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "$check" 2>/dev/null; then
-  [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" >&2
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "websockets==$VERSION" "h2==$H2_VERSION" "wsproto==$WSPROTO_VERSION" \
-    "prometheus_client==$PROMETHEUS_CLIENT_VERSION" >&2
+  # Tests running in parallel each call this script: one makes the venv, the others wait for it
+  # (a lock file beside the venv) and check again, so none uses a half-made venv.
+  mkdir -p "$(dirname "$VENV")"
+  exec 9>"$VENV.lock"
+  flock 9
+  if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "$check" 2>/dev/null; then
+    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" >&2
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "websockets==$VERSION" "h2==$H2_VERSION" "wsproto==$WSPROTO_VERSION" \
+      "prometheus_client==$PROMETHEUS_CLIENT_VERSION" >&2
+  fi
+  flock -u 9
 fi
 echo "$VENV/bin/python"
