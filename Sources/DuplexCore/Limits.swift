@@ -10,6 +10,7 @@ public struct Limits: Sendable, Hashable {
     /// slow consumer holds at most 16 MiB of received messages.
     public var maxMessageSize: Int
 
+    /// Limits in bytes, 1 MiB each by default; both must be positive.
     public init(maxFrameSize: Int = 1 << 20, maxMessageSize: Int = 1 << 20) {
         precondition(maxFrameSize > 0 && maxMessageSize > 0, "limits must be positive")
         self.maxFrameSize = maxFrameSize

@@ -10,11 +10,14 @@ import Darwin
 
 /// An HTTP proxy that opens tunnels with `CONNECT host:port` (RFC 9110 §9.3.6).
 public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
+    /// The proxy's host name or IP address.
     public var host: String
+    /// The proxy's TCP port.
     public var port: Int
     /// The `Proxy-Authorization` value sent with `CONNECT`, e.g. `Basic dXNlcjpwYXNz`; nil sends none.
     public var authorization: String?
 
+    /// A proxy at `host:port`; `authorization` is sent as `Proxy-Authorization` with every `CONNECT`.
     public init(host: String, port: Int, authorization: String? = nil) {
         self.host = host
         self.port = port

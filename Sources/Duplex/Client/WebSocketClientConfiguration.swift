@@ -11,7 +11,7 @@ import NIOSSL
 /// configuration.subprotocols = ["chat.v2"]
 /// configuration.headerFields[.authorization] = "Bearer \(token)"
 /// configuration.tls.trustRoots = .file("/etc/ssl/my-ca.pem")
-/// let ws = try await WebSocket.connect(to: "wss://example.com/chat", configuration: configuration)
+/// let ws = try await WebSocketConnection.connect(to: "wss://example.com/chat", configuration: configuration)
 /// ```
 public struct WebSocketClientConfiguration: Sendable {
     /// Settings of the open connection: limits, keepalive pings, idle and close timeouts,

@@ -99,6 +99,7 @@ public final class WebSocketServer: Service, Sendable {
         }
     }
 
+    /// The settings the server was made with.
     public let configuration: Configuration
     let context: ServerContext
     private let group: any EventLoopGroup

@@ -40,6 +40,8 @@ public final class BrokerFanout: Service, Sendable {
         /// A ping without an answer this long ends the session. Default: 5 s.
         public var pingTimeout: TimeAmount
 
+        /// A configuration; every setting has a default (see each property). `maxPendingPublishes`, the
+        /// ping interval and the ping timeout must be positive (a precondition).
         public init(maxPendingPublishes: Int = 10_000,
                     reconnect: ReconnectPolicy = ReconnectPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(2),
                                                                  resetAfter: .seconds(10)),
@@ -64,6 +66,7 @@ public final class BrokerFanout: Service, Sendable {
         /// Shut down.
         case stopped
 
+        /// `idle`, `connected`, `reconnecting (attempt N): ERROR` or `stopped`, as `/healthz` shows it.
         public var description: String {
             switch self {
             case .idle: "idle"
