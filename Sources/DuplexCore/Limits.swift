@@ -22,6 +22,7 @@ public struct Limits: Sendable, Hashable {
 
     /// 16 MiB frames and messages: the defaults before this version, and the largest message
     /// Autobahn|Testsuite's 9.x cases send. With a queue of 16 unread messages, up to 256 MiB of
-    /// received messages per slow consumer: lower ``WebSocketConfiguration/inboundQueueSize`` with it.
+    /// received messages per slow consumer: lower `inboundQueueSize` of
+    /// Duplex's `WebSocketConfiguration` with it.
     public static let large = Limits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20)
 }

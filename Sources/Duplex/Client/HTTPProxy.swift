@@ -56,7 +56,10 @@ public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
 
     /// The proxy the environment names for `url`, or nil to connect directly (see
     /// ``WebSocketClientConfiguration/Proxy/environment``).
-    /// - Parameter environment: looks a variable up; the process environment by default.
+    /// - Parameters:
+    ///   - url: the URL to connect to: its scheme picks the variable, its host is checked
+    ///     against `no_proxy`.
+    ///   - environment: looks a variable up; the process environment by default.
     /// - Throws: ``WebSocketError/invalidURL(_:)`` when the variable holds no usable proxy URL.
     public static func fromEnvironment(
         for url: WebSocketURL,

@@ -65,7 +65,7 @@ extension WebSocketConnection {
     ///
     /// The returned ``WebSocketConnection`` sends, closes and reports the close like any other; its
     /// ``WebSocketConnection/messages`` stay empty, as every message goes to `onMessage`. `onOpen` runs
-    /// before this function returns. Errors are those of ``connect(to:configuration:group:logger:)``.
+    /// before this function returns. Errors are those of ``connect(to:configuration:group:logger:)-(String,_,_,_)``.
     public static func connect(
         to url: String,
         configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),

@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// - The server's subscriber counts drive the broker: a topic's first local subscriber subscribes
 ///   this instance to it at the broker, its last one leaving unsubscribes it, so an instance gets
 ///   only the topics it has subscribers for.
-/// - Every publish on the server (``WebSocketServer/publish(_:to:)``, a connection's `publish`)
+/// - Every publish on the server (``WebSocketServer/publish(_:to:)-(WebSocketMessage,_)``, a connection's `publish`)
 ///   is delivered locally at once, as without a broker, and sent to the broker; a message from the
 ///   broker is delivered to the local subscribers, unless this instance published it (every
 ///   message carries its publisher's ``node``).

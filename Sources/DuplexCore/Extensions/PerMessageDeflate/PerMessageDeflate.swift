@@ -14,7 +14,7 @@ import NIOCore
 public final class PerMessageDeflate: WebSocketExtension {
     /// The registered extension name, `permessage-deflate`, as it appears in `Sec-WebSocket-Extensions`.
     public static let name = "permessage-deflate"
-    /// ``PerMessageDeflate/name``, `permessage-deflate`.
+    /// `permessage-deflate`, the same as the type's static `name`.
     public var name: String { Self.name }
     /// RSV1: set on the first frame of every compressed message.
     public var reservedBits: ReservedBits { .rsv1 }

@@ -48,7 +48,9 @@ public struct PerMessageDeflateParameters: Sendable, Hashable {
 
     /// Parses an element's parameters. Unknown or duplicate parameters and bad values are
     /// invalid (§7.1: the server declines such an offer; a client fails on such a response).
-    /// - Parameter isResponse: in a response, `client_max_window_bits` needs a value.
+    /// - Parameters:
+    ///   - element: one `permessage-deflate` element of an offer or a response.
+    ///   - isResponse: in a response, `client_max_window_bits` needs a value.
     public static func parse(_ element: ExtensionOffer, isResponse: Bool) throws(Invalid) -> PerMessageDeflateParameters {
         var result = PerMessageDeflateParameters()
         var seen: Set<String> = []
