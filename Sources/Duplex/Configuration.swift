@@ -6,7 +6,7 @@ import NIOCore
 /// Every limit and timer has a default suited to a public-facing server; set any of them to
 /// change it. The protocol core decides every time rule; the connection's event loop tells it the time.
 public struct WebSocketConfiguration: Sendable {
-    /// Frame and message size limits (default 1 MiB each; ``Limits/large`` for the 16 MiB of
+    /// Frame and message size limits (default 1 MiB each; `Limits.large` for the 16 MiB of
     /// earlier versions). Over a limit: close 1009.
     public var limits: Limits
     /// Answer pings automatically. Default: true.
@@ -82,6 +82,9 @@ public struct WebSocketConfiguration: Sendable {
         case drop
     }
 
+    /// Settings; every one has a default (see each property). The water marks must satisfy
+    /// `outboundLowWaterMark <= outboundHighWaterMark <= outboundHardLimit`, and the inbound queue
+    /// limits must be positive (a precondition).
     public init(
         limits: Limits = .default,
         autoPong: Bool = true,

@@ -7,7 +7,11 @@ import NIOCore
 /// Do not block in them. Sends made in `onMessage` are written at once and flushed once at the
 /// end of the read batch.
 public struct WebSocketCallbacks: Sendable {
+    /// The connection is open (after the 101 went out, or the client's handshake completed); the
+    /// first callback of a connection. Default: does nothing.
     public var onOpen: @Sendable (EventLoopWebSocket) -> Void
+    /// A complete data message arrived (reassembled and, with permessage-deflate, inflated). Sends
+    /// made here are written before anything read after this message is acted on.
     public var onMessage: @Sendable (EventLoopWebSocket, WebSocketData) -> Void
     /// The outbound buffer fell under the low-water mark after a send answered ``SendResult/buffered``
     /// (once per such send's drain, not on every writability change).
@@ -15,6 +19,7 @@ public struct WebSocketCallbacks: Sendable {
     /// The connection is over; the close code and reason are given.
     public var onClose: @Sendable (EventLoopWebSocket, CloseFrame) -> Void
 
+    /// Callbacks; only `onMessage` is required, the others do nothing by default.
     public init(
         onOpen: @escaping @Sendable (EventLoopWebSocket) -> Void = { _ in },
         onMessage: @escaping @Sendable (EventLoopWebSocket, WebSocketData) -> Void,
@@ -52,12 +57,15 @@ public struct EventLoopWebSocket {
         driver.send(data.isText ? .text : .binary, data.bytes)
     }
 
+    /// Sends a text message; see ``SendResult`` for what became of it.
     @discardableResult
     public func send(text: String) -> SendResult { driver.send(.text, ByteBuffer(string: text)) }
 
+    /// Sends a binary message; see ``SendResult`` for what became of it.
     @discardableResult
     public func send(binary: ByteBuffer) -> SendResult { driver.send(.binary, binary) }
 
+    /// Sends a text or binary message; see ``SendResult`` for what became of it.
     @discardableResult
     public func send(_ message: WebSocketMessage) -> SendResult {
         switch message {

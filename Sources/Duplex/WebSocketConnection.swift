@@ -203,14 +203,20 @@ public final class WebSocketConnection: Sendable {
 
 /// The async sequence of a connection's received messages (single consumer).
 public struct WebSocketMessages: AsyncSequence, Sendable {
+    /// Each element is a complete text or binary message.
     public typealias Element = WebSocketMessage
     let queue: InboundMessageQueue?
     let socket: WebSocketConnection
 
+    /// The iterator of a connection's messages; one per connection (single consumer).
     public struct AsyncIterator: AsyncIteratorProtocol {
         let queue: InboundMessageQueue?
         let socket: WebSocketConnection
 
+        /// The next message, waiting for it; nil once the connection closed and every received message was
+        /// read (a callback connection's sequence ends at its close without messages).
+        /// - Throws: ``WebSocketError/closed(_:)`` once, when the connection failed (a protocol violation
+        ///   by the peer, with the close code and reason sent to it); the sequence then ends.
         public mutating func next() async throws -> WebSocketMessage? {
             guard let queue else {
                 _ = await socket.waitForClose()
@@ -220,5 +226,6 @@ public struct WebSocketMessages: AsyncSequence, Sendable {
         }
     }
 
+    /// The iterator; iterate a connection's messages from one task only.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(queue: queue, socket: socket) }
 }

@@ -3,7 +3,9 @@ import NIOCore
 
 /// A complete WebSocket data message.
 public enum WebSocketMessage: Sendable, Hashable {
+    /// A text message (valid UTF-8).
     case text(String)
+    /// A binary message.
     case binary(ByteBuffer)
 
     /// The message's bytes (UTF-8 for text).
@@ -20,8 +22,10 @@ public enum WebSocketMessage: Sendable, Hashable {
 public struct WebSocketData: Sendable, Hashable {
     /// True for a text message (its bytes are valid UTF-8), false for binary.
     public var isText: Bool
+    /// The message's payload (UTF-8 for text), as received.
     public var bytes: ByteBuffer
 
+    /// A message of these bytes; for text, `bytes` must be valid UTF-8.
     public init(isText: Bool, bytes: ByteBuffer) {
         self.isText = isText
         self.bytes = bytes
@@ -68,6 +72,7 @@ public enum WebSocketError: Error, Sendable, Hashable, CustomStringConvertible {
     /// No pong answered the ping within the pong timeout.
     case pingTimeout
 
+    /// A one-line explanation of the error, for logs.
     public var description: String {
         switch self {
         case .closed(let frame): "the connection is closed (\(frame))"

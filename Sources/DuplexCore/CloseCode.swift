@@ -1,7 +1,10 @@
 /// A WebSocket close status code (RFC 6455 §7.4, IANA "WebSocket Close Code Number Registry").
 public struct CloseCode: RawRepresentable, Sendable, Hashable, CustomStringConvertible {
+    /// The code as sent on the wire, 0...65535 (the valid ones are 1000...4999, see ``isValidOnWire``).
     public let rawValue: UInt16
+    /// A code from its number, without checking it (``isValidOnWire`` tells whether it may be sent).
     public init(rawValue: UInt16) { self.rawValue = rawValue }
+    /// A code from its number, without checking it: `CloseCode(4000)` for an application's own code.
     public init(_ rawValue: UInt16) { self.rawValue = rawValue }
 
     /// 1000: the purpose of the connection has been fulfilled.
@@ -48,6 +51,7 @@ public struct CloseCode: RawRepresentable, Sendable, Hashable, CustomStringConve
         }
     }
 
+    /// The number and, for a registered code, its name: `1000 (normal closure)`.
     public var description: String {
         let name: String? = switch rawValue {
         case 1000: "normal closure"

@@ -66,7 +66,9 @@ public struct Connection {
         }
     }
 
+    /// Whether this end is the client (masks what it sends) or the server (requires masked frames).
     public let role: Role
+    /// The limits, keepalive and timeouts this connection was made with.
     public let configuration: Configuration
     /// Where the closing handshake is. (Set internally: the timer rules in ConnectionTimers.swift
     /// move it to closed when a pong timeout drops the transport.)

@@ -7,11 +7,13 @@ public struct CloseFrame: Sendable, Hashable, CustomStringConvertible {
     /// The reason, valid UTF-8, at most 123 bytes.
     public var reason: String
 
+    /// A close frame's contents; `code` nil stands for a frame with an empty payload.
     public init(code: CloseCode?, reason: String = "") {
         self.code = code
         self.reason = reason
     }
 
+    /// The code and the quoted reason, e.g. `1001 (going away) "restart"`; `no status` without a code.
     public var description: String {
         (code?.description ?? "no status") + (reason.isEmpty ? "" : " \"\(reason)\"")
     }
@@ -65,6 +67,7 @@ public enum SendError: Error, Sendable, Hashable, CustomStringConvertible {
     /// (the pong could not tell them apart).
     case duplicatePingPayload
 
+    /// A one-line explanation of the refusal, for logs and error messages.
     public var description: String {
         switch self {
         case .notOpen: "the connection is closing or closed"

@@ -2,12 +2,18 @@ import NIOCore
 
 /// The decoded header of a frame: everything but the payload bytes.
 public struct FrameHeader: Sendable, Hashable {
+    /// Whether the frame is the last of its message (FIN bit).
     public var fin: Bool
+    /// The RSV1-3 bits.
     public var reservedBits: ReservedBits
+    /// The frame's opcode.
     public var opcode: Opcode
+    /// The masking key, nil for an unmasked frame.
     public var maskKey: MaskKey?
+    /// The payload's length in bytes, as the header encodes it (7, 16 or 64 bits on the wire).
     public var payloadLength: Int
 
+    /// A header; by default the last frame of its message, with no reserved bits and unmasked.
     public init(fin: Bool = true, reservedBits: ReservedBits = [], opcode: Opcode, maskKey: MaskKey? = nil, payloadLength: Int) {
         self.fin = fin
         self.reservedBits = reservedBits
@@ -23,6 +29,7 @@ public struct FrameHeader: Sendable, Hashable {
         return masked ? base + 4 : base
     }
 
+    /// Bytes this header takes on the wire: ``encodedSize(payloadLength:masked:)`` for its own length and mask.
     @inlinable
     public var encodedSize: Int { Self.encodedSize(payloadLength: payloadLength, masked: maskKey != nil) }
 

@@ -11,6 +11,7 @@ import NIOCore
 /// are unmasked in place as they arrive (all frames of a read at once, a word at a time), so
 /// a partial text payload can be validated before its frame is complete.
 public struct FrameParser {
+    /// Which side this parser reads for: a server requires every frame masked, a client refuses masked ones.
     public let role: Role
     /// RSV bits that negotiated extensions own; any other set bit is a protocol error.
     public var allowedReservedBits: ReservedBits
@@ -28,6 +29,8 @@ public struct FrameParser {
     @usableFromInline var walkPhase = 0
     @usableFromInline var walkStopped = false
 
+    /// A parser for `role`, with no RSV bits allowed unless given and frames of at most
+    /// `maxFrameSize` payload bytes (default 1 MiB, ``Limits/default``).
     public init(role: Role, allowedReservedBits: ReservedBits = [], maxFrameSize: Int = Limits.default.maxFrameSize) {
         self.role = role
         self.allowedReservedBits = allowedReservedBits

@@ -10,6 +10,7 @@ public struct Limits: Sendable, Hashable {
     /// slow consumer holds at most 16 MiB of received messages.
     public var maxMessageSize: Int
 
+    /// Limits in bytes, 1 MiB each by default; both must be positive.
     public init(maxFrameSize: Int = 1 << 20, maxMessageSize: Int = 1 << 20) {
         precondition(maxFrameSize > 0 && maxMessageSize > 0, "limits must be positive")
         self.maxFrameSize = maxFrameSize
@@ -21,6 +22,7 @@ public struct Limits: Sendable, Hashable {
 
     /// 16 MiB frames and messages: the defaults before this version, and the largest message
     /// Autobahn|Testsuite's 9.x cases send. With a queue of 16 unread messages, up to 256 MiB of
-    /// received messages per slow consumer: lower ``WebSocketConfiguration/inboundQueueSize`` with it.
+    /// received messages per slow consumer: lower `inboundQueueSize` of
+    /// Duplex's `WebSocketConfiguration` with it.
     public static let large = Limits(maxFrameSize: 16 << 20, maxMessageSize: 16 << 20)
 }

@@ -4,6 +4,7 @@
 /// (RFC 6455 §7.4.1): 1002 for framing violations, 1007 for invalid UTF-8, 1009 for
 /// size limits, 1010/1011 for extension failures.
 public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible {
+    /// Which rule the peer broke, with what the check found.
     public enum Kind: Sendable, Hashable {
         /// Opcodes 0x3-0x7 and 0xB-0xF are reserved.
         case reservedOpcode(UInt8)
@@ -37,8 +38,10 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
         case extensionFailure(code: CloseCode, message: String)
     }
 
+    /// Which rule the peer broke.
     public var kind: Kind
 
+    /// An error of this kind.
     public init(_ kind: Kind) { self.kind = kind }
 
     /// The close code sent to the peer when the connection fails with this error.
@@ -51,6 +54,7 @@ public struct ProtocolError: Error, Sendable, Hashable, CustomStringConvertible 
         }
     }
 
+    /// A one-line explanation for logs, e.g. `control frame payload of 126 bytes (at most 125)`.
     public var description: String {
         switch kind {
         case .reservedOpcode(let op): "reserved opcode 0x\(String(op, radix: 16))"

@@ -16,6 +16,7 @@ public struct UTF8Validator: Sendable, Equatable {
     /// Zero on a code point boundary.
     @usableFromInline var state: UInt64 = State.accept
 
+    /// A validator at a code point boundary, ready for the first byte of a message.
     public init() {}
 
     /// True when the bytes seen so far end on a code point boundary, i.e. the message may end here.

@@ -10,11 +10,14 @@ import Darwin
 
 /// An HTTP proxy that opens tunnels with `CONNECT host:port` (RFC 9110 §9.3.6).
 public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
+    /// The proxy's host name or IP address.
     public var host: String
+    /// The proxy's TCP port.
     public var port: Int
     /// The `Proxy-Authorization` value sent with `CONNECT`, e.g. `Basic dXNlcjpwYXNz`; nil sends none.
     public var authorization: String?
 
+    /// A proxy at `host:port`; `authorization` is sent as `Proxy-Authorization` with every `CONNECT`.
     public init(host: String, port: Int, authorization: String? = nil) {
         self.host = host
         self.port = port
@@ -53,7 +56,10 @@ public struct HTTPProxy: Sendable, Hashable, CustomStringConvertible {
 
     /// The proxy the environment names for `url`, or nil to connect directly (see
     /// ``WebSocketClientConfiguration/Proxy/environment``).
-    /// - Parameter environment: looks a variable up; the process environment by default.
+    /// - Parameters:
+    ///   - url: the URL to connect to: its scheme picks the variable, its host is checked
+    ///     against `no_proxy`.
+    ///   - environment: looks a variable up; the process environment by default.
     /// - Throws: ``WebSocketError/invalidURL(_:)`` when the variable holds no usable proxy URL.
     public static func fromEnvironment(
         for url: WebSocketURL,

@@ -30,6 +30,9 @@ public struct ReconnectPolicy: Sendable {
     /// setting and cancellation.
     public var shouldRetry: @Sendable (any Error) -> Bool
 
+    /// A policy; the defaults wait 0.5 s, then twice as long each time up to 30 s, half of each wait
+    /// random, and never give up. Delays must satisfy `0 <= initialDelay <= maxDelay`, `multiplier`
+    /// be at least 1, `jitter` within 0...1 and `maxAttempts` positive (a precondition).
     public init(
         initialDelay: TimeAmount = .milliseconds(500),
         maxDelay: TimeAmount = .seconds(30),
@@ -93,7 +96,7 @@ extension WebSocketConnection {
     /// backoff of `policy`.
     ///
     /// ```swift
-    /// for try await ws in try WebSocket.reconnecting(to: "wss://example.com/feed") {
+    /// for try await ws in try WebSocketConnection.reconnecting(to: "wss://example.com/feed") {
     ///     do {
     ///         for try await message in ws.messages { handle(message) }
     ///     } catch {
@@ -135,14 +138,19 @@ extension WebSocketConnection {
 /// The async sequence of `WebSocketConnection.reconnecting(to:...)`:
 /// one open connection after another.
 public struct ReconnectingWebSocket: AsyncSequence, Sendable {
+    /// Each element is an open connection.
     public typealias Element = WebSocketConnection
 
+    /// Where every connection goes.
     public let url: WebSocketURL
+    /// The configuration every connection is opened with.
     public let configuration: WebSocketClientConfiguration
+    /// When and how often a failed or closed connection is tried again.
     public let policy: ReconnectPolicy
     let group: any EventLoopGroup
     let logger: Logger
 
+    /// An iterator that opens the first connection on its first `next()`.
     public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(sequence: self) }
 
     /// Connects on each `next()`, after the previous connection closed.

@@ -9,6 +9,7 @@ public struct TLSIdentityError: Error, Sendable, Hashable, CustomStringConvertib
     /// The DNS names and IP addresses the certificate names.
     public var names: [String]
 
+    /// Which host was expected and which names the certificate carries.
     public var description: String {
         "the server's certificate is not valid for \(expected)"
             + (names.isEmpty ? " (it names no host)" : " (it names \(names.joined(separator: ", ")))")

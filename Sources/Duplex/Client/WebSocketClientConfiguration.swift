@@ -11,7 +11,7 @@ import NIOSSL
 /// configuration.subprotocols = ["chat.v2"]
 /// configuration.headerFields[.authorization] = "Bearer \(token)"
 /// configuration.tls.trustRoots = .file("/etc/ssl/my-ca.pem")
-/// let ws = try await WebSocket.connect(to: "wss://example.com/chat", configuration: configuration)
+/// let ws = try await WebSocketConnection.connect(to: "wss://example.com/chat", configuration: configuration)
 /// ```
 public struct WebSocketClientConfiguration: Sendable {
     /// Settings of the open connection: limits, keepalive pings, idle and close timeouts,
@@ -30,7 +30,7 @@ public struct WebSocketClientConfiguration: Sendable {
     /// Extensions to offer, in order of preference. Default: permessage-deflate (RFC 7692) with
     /// zlib's defaults; `[]` turns compression off (see docs/compression.md).
     public var extensions: [any ClientExtensionNegotiator]
-    /// Time from the start of ``WebSocketConnection/connect(to:configuration:group:logger:)`` to the open
+    /// Time from the start of ``WebSocketConnection/connect(to:configuration:group:logger:)-(String,_,_,_)`` to the open
     /// connection: TCP connect, proxy tunnel, TLS and HTTP upgrade together. Past it the attempt
     /// fails with ``WebSocketError/handshakeTimeout``. Default: 10 s.
     public var handshakeTimeout: TimeAmount
@@ -91,6 +91,8 @@ public struct WebSocketClientConfiguration: Sendable {
         /// A complete NIOSSL configuration to use instead of the fields above (ALPN included).
         public var custom: TLSConfiguration?
 
+        /// TLS settings: by default the system's trust store, full verification (chain and host name) and
+        /// SNI from the URL's host; no client certificate.
         public init(
             trustRoots: TrustRoots = .system,
             certificateVerification: CertificateVerification = .fullVerification,

@@ -11,7 +11,7 @@ extension WebSocketConnection {
     /// then the opening handshake (RFC 6455 §4.1) with a fresh random key.
     ///
     /// ```swift
-    /// let ws = try await WebSocket.connect(to: "wss://example.com/chat?room=1")
+    /// let ws = try await WebSocketConnection.connect(to: "wss://example.com/chat?room=1")
     /// try await ws.send(text: "hello")
     /// for try await message in ws.messages { print(message) }
     /// print(ws.closeCode ?? "open")
@@ -56,7 +56,7 @@ extension WebSocketConnection {
     /// written before anything read after that message is acted on.
     ///
     /// ```swift
-    /// let ws = try await WebSocket.connect(to: "ws://127.0.0.1:8080/echo", callbacks: WebSocketCallbacks(
+    /// let ws = try await WebSocketConnection.connect(to: "ws://127.0.0.1:8080/echo", callbacks: WebSocketCallbacks(
     ///     onMessage: { ws, data in print(data.text ?? "\(data.bytes.readableBytes) bytes") },
     ///     onClose: { _, frame in print("closed:", frame) }
     /// ))
@@ -65,7 +65,7 @@ extension WebSocketConnection {
     ///
     /// The returned ``WebSocketConnection`` sends, closes and reports the close like any other; its
     /// ``WebSocketConnection/messages`` stay empty, as every message goes to `onMessage`. `onOpen` runs
-    /// before this function returns. Errors are those of ``connect(to:configuration:group:logger:)``.
+    /// before this function returns. Errors are those of ``connect(to:configuration:group:logger:)-(String,_,_,_)``.
     public static func connect(
         to url: String,
         configuration: WebSocketClientConfiguration = WebSocketClientConfiguration(),

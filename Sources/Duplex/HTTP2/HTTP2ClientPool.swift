@@ -6,7 +6,7 @@ import NIOPosix
 import NIOSSL
 import NIOTLS
 
-/// Whether ``WebSocketConnection/connect(to:configuration:group:logger:)`` carries a `wss://` WebSocket as a
+/// Whether ``WebSocketConnection/connect(to:configuration:group:logger:)-(String,_,_,_)`` carries a `wss://` WebSocket as a
 /// stream of a shared HTTP/2 connection (RFC 8441).
 public enum HTTP2Preference: Sendable, Hashable {
     /// HTTP/1.1 upgrades only, one TCP connection per WebSocket (the default).

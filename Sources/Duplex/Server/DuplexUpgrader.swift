@@ -167,9 +167,15 @@ public final class DuplexUpgrader: Service, Sendable {
     /// as NIOHTTP1 decoded it: its head is converted (a malformed one is refused with 400), and
     /// its version is the head's.
     /// - Parameters:
+    ///   - head: the request head as NIOHTTP1's decoder produced it.
     ///   - secure: whether the connection is TLS (the request's scheme).
     ///   - route: the route as registered; by default the request's path.
     ///   - parameters: the route's path parameters.
+    ///   - endpoint: the endpoint, as a ``WebSocketRouter`` would hold it.
+    ///   - channel: the connection, a channel of bytes (TCP, or after TLS).
+    ///   - httpHandlers: the framework's HTTP handlers, which leave the pipeline on an upgrade
+    ///     (as in the overload that takes a ``RouteRequest``).
+    /// - Returns: on the channel's event loop, what became of the request.
     public func upgrade(_ head: HTTPRequestHead, secure: Bool = false, route: String? = nil, parameters: [String: String] = [:],
                         endpoint: WebSocketEndpoint, channel: any Channel,
                         removing httpHandlers: [any RemovableChannelHandler]) -> EventLoopFuture<Outcome> {

@@ -31,7 +31,12 @@ public struct RouteRequest: Sendable {
     public var remoteAddress: SocketAddress?
 
     /// A request, e.g. to call a route handler in a test.
-    /// - Parameter route: the route's path as registered; by default the request's path.
+    /// - Parameters:
+    ///   - head: the request line and header fields.
+    ///   - parameters: the matched route's path parameters; none by default.
+    ///   - route: the route's path as registered; by default the request's path.
+    ///   - body: the request body; empty by default.
+    ///   - remoteAddress: the peer's address; none by default.
     public init(head: HTTPRequest, parameters: [String: String] = [:], route: String? = nil, body: ByteBuffer = ByteBuffer(),
                 remoteAddress: SocketAddress? = nil) {
         self.head = head

@@ -99,6 +99,7 @@ public final class WebSocketServer: Service, Sendable {
         }
     }
 
+    /// The settings the server was made with.
     public let configuration: Configuration
     let context: ServerContext
     private let group: any EventLoopGroup
@@ -114,9 +115,11 @@ public final class WebSocketServer: Service, Sendable {
 
     /// A server that has not started yet (see ``start()`` and ``run()``).
     /// - Parameters:
+    ///   - configuration: address, TLS, connection settings and request bounds.
     ///   - router: the WebSocket endpoints and HTTP routes; a `GET /healthz` route answering
     ///     `ok` is added unless the router has one.
     ///   - group: the event loops; by default NIO's shared group with one loop per core.
+    ///   - logger: where the server and its connections log; by default the label `duplex.server`.
     public init(configuration: Configuration, router: WebSocketRouter,
                 group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
                 logger: Logger = Logger(label: "duplex.server")) {
@@ -187,7 +190,7 @@ public final class WebSocketServer: Service, Sendable {
         return channel.localAddress!
     }
 
-    /// Starts (if needed) and runs until ``shutdown()`` or a graceful shutdown of the enclosing
+    /// Starts (if needed) and runs until ``shutdown(gracePeriod:)`` or a graceful shutdown of the enclosing
     /// `ServiceGroup` (SIGINT/SIGTERM when the group is set up for them).
     public func run() async throws {
         if localAddress == nil { try await start() }

@@ -15,7 +15,10 @@ public protocol ServerExtensionNegotiator: Sendable {
 
 /// The client side of an extension's negotiation: make the offers, check the server's answer.
 public protocol ClientExtensionNegotiator: Sendable {
+    /// The extension name this negotiator offers, e.g. `permessage-deflate`.
     var name: String { get }
+    /// The RSV bits the extension will use; a server answer that accepts two extensions sharing a bit
+    /// fails the handshake.
     var reservedBits: ReservedBits { get }
     /// The elements to send in `Sec-WebSocket-Extensions`, most preferred first.
     func offers() -> [ExtensionOffer]

@@ -1,19 +1,25 @@
 /// One element of a `Sec-WebSocket-Extensions` header: a name and its parameters
 /// (RFC 6455 §9.1), e.g. `permessage-deflate; client_max_window_bits; server_max_window_bits=10`.
 public struct ExtensionOffer: Sendable, Hashable, CustomStringConvertible {
+    /// One parameter of an extension offer or response: `server_max_window_bits=10`, or a name alone.
     public struct Parameter: Sendable, Hashable {
+        /// The parameter's name, a token (e.g. `client_max_window_bits`).
         public var name: String
         /// The value, unquoted; nil for a parameter without `=`.
         public var value: String?
+        /// A parameter; `value` nil for one written without `=`.
         public init(name: String, value: String? = nil) {
             self.name = name
             self.value = value
         }
     }
 
+    /// The extension's name, a token (e.g. `permessage-deflate`).
     public var name: String
+    /// The parameters in the order they were written.
     public var parameters: [Parameter]
 
+    /// An offer (or a response) of the extension `name` with `parameters`.
     public init(name: String, parameters: [Parameter] = []) {
         self.name = name
         self.parameters = parameters

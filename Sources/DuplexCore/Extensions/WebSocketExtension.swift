@@ -42,6 +42,7 @@ public protocol WebSocketExtension: AnyObject {
 }
 
 extension WebSocketExtension {
+    /// Does nothing: an extension without resources to release needs no `shutdown`.
     public func shutdown() {}
 
     /// By default an extension's encoding may depend on earlier messages: no sharing.

@@ -3,16 +3,27 @@ import HTTPTypes
 /// Why an opening handshake failed, on either side.
 public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
     // Server side: a request that is not a valid upgrade.
+    /// An upgrade request with a method other than GET (the method given); answered 405.
     case methodNotGet(String)
+    /// An upgrade request over HTTP/1.0 or older (the version given).
     case httpVersionTooOld(String)
+    /// No `Host` field, or more than one.
     case missingHost
+    /// No `Upgrade: websocket` field.
     case missingUpgrade
+    /// No `upgrade` token in the `Connection` field.
     case missingConnectionUpgrade
+    /// `Sec-WebSocket-Key` missing, repeated, or not the base64 form of 16 bytes.
     case invalidKey
+    /// No `Sec-WebSocket-Version` field.
     case missingVersion
+    /// A `Sec-WebSocket-Version` other than 13 (the value given); answered 426 with `Sec-WebSocket-Version: 13`.
     case unsupportedVersion(String)
+    /// The request's header block is `size` bytes, over `limit`; answered 431.
     case headersTooLarge(size: Int, limit: Int)
+    /// A `Sec-WebSocket-Extensions` value that does not parse (the reason given).
     case malformedExtensions(String)
+    /// A `Sec-WebSocket-Protocol` value that is not a comma-separated list of tokens.
     case malformedSubprotocols
     /// An HTTP/2 extended CONNECT whose `:protocol` is not `websocket` (RFC 8441).
     case unsupportedProtocol(String)
@@ -22,11 +33,17 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
     // Client side: a response that does not complete the handshake.
     /// The server did not answer 101; its status and header fields are attached.
     case unexpectedStatus(HTTPResponse.Status, HTTPFields)
+    /// The 101 has no `Upgrade: websocket` field.
     case responseMissingUpgrade
+    /// The 101 has no `upgrade` token in its `Connection` field.
     case responseMissingConnectionUpgrade
+    /// `Sec-WebSocket-Accept` is not the value the key calls for (`expected`); `received` nil when missing.
     case invalidAccept(expected: String, received: String?)
+    /// The server chose a subprotocol the client did not offer (the one given).
     case unofferedSubprotocol(String)
+    /// The server accepted an extension the client did not offer (its name given).
     case unofferedExtension(String)
+    /// The server's answer for an offered extension breaks that extension's rules (see ``ClientExtensionNegotiator/accept(response:)``).
     case extensionRejected(name: String, reason: String)
 
     /// The HTTP status a server answers with for this error: 405 for a method other than GET,
@@ -41,6 +58,7 @@ public enum HandshakeError: Error, Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// A one-line reason, what a server sends as the body of its refusal (e.g. `missing or repeated Host header`).
     public var description: String {
         switch self {
         case .methodNotGet(let m): "WebSocket upgrade requires GET, not \(m)"

@@ -50,6 +50,7 @@ public enum ServerHandshake {
 
     /// Checks a request against RFC 6455 §4.2.1.
     /// - Parameters:
+    ///   - request: the opening request, as received.
     ///   - httpVersion: the request's HTTP version (HTTPTypes' requests carry none); an upgrade
     ///     needs HTTP/1.1 or later.
     ///   - maxHeaderBytes: the largest ``headerBytes(_:)`` accepted (431 over it).
@@ -150,9 +151,10 @@ public enum ServerHandshake {
 
     /// Builds the 101 response (RFC 6455 §4.2.2), or the 200 of an extended CONNECT (RFC 8441 §5).
     /// - Parameters:
+    ///   - upgrade: the validated request.
     ///   - subprotocol: the one subprotocol chosen from ``UpgradeRequest/subprotocols``, or nil.
     ///     A choice the client did not offer is a programming error.
-    ///   - extensions: the server's negotiators, in order of preference. Each may accept one of the
+    ///   - negotiators: the server's negotiators, in order of preference. Each may accept one of the
     ///     client's offers of its name; two extensions never share an RSV bit.
     public static func accept(
         _ upgrade: UpgradeRequest,

@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// - The server's subscriber counts drive the broker: a topic's first local subscriber subscribes
 ///   this instance to it at the broker, its last one leaving unsubscribes it, so an instance gets
 ///   only the topics it has subscribers for.
-/// - Every publish on the server (``WebSocketServer/publish(_:to:)``, a connection's `publish`)
+/// - Every publish on the server (``WebSocketServer/publish(_:to:)-(WebSocketMessage,_)``, a connection's `publish`)
 ///   is delivered locally at once, as without a broker, and sent to the broker; a message from the
 ///   broker is delivered to the local subscribers, unless this instance published it (every
 ///   message carries its publisher's ``node``).
@@ -40,6 +40,8 @@ public final class BrokerFanout: Service, Sendable {
         /// A ping without an answer this long ends the session. Default: 5 s.
         public var pingTimeout: TimeAmount
 
+        /// A configuration; every setting has a default (see each property). `maxPendingPublishes`, the
+        /// ping interval and the ping timeout must be positive (a precondition).
         public init(maxPendingPublishes: Int = 10_000,
                     reconnect: ReconnectPolicy = ReconnectPolicy(initialDelay: .milliseconds(100), maxDelay: .seconds(2),
                                                                  resetAfter: .seconds(10)),
@@ -64,6 +66,7 @@ public final class BrokerFanout: Service, Sendable {
         /// Shut down.
         case stopped
 
+        /// `idle`, `connected`, `reconnecting (attempt N): ERROR` or `stopped`, as `/healthz` shows it.
         public var description: String {
             switch self {
             case .idle: "idle"

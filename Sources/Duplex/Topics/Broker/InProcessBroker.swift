@@ -24,9 +24,14 @@ public final class InProcessBroker: PubSubBroker {
     /// An empty broker, available.
     public init() {}
 
+    /// `in-process`, the `broker` dimension of the fan-out's metrics.
     public var kind: String { "in-process" }
+    /// `in-process`: there is no address or credential to show.
     public var redactedDescription: String { "in-process" }
 
+    /// Joins the broker: the session receives the messages of the topics it subscribes to, published
+    /// by any other session, synchronously and in publish order.
+    /// - Throws: ``BrokerError`` while the broker is unavailable (``setAvailable(_:)``).
     public func connect(onMessage: @escaping @Sendable (BrokerMessage) -> Void,
                         onClose: @escaping @Sendable (any Error) -> Void) async throws -> any PubSubBrokerSession {
         let id = try state.withLockedValue { state -> Int in

@@ -52,6 +52,7 @@ public struct BrokerMessage: Sendable, Equatable {
     /// The message's payload.
     public var payload: ByteBuffer
 
+    /// A message of `topic` published by `origin`.
     public init(topic: String, origin: BrokerNodeID, isText: Bool, payload: ByteBuffer) {
         self.topic = topic
         self.origin = origin
@@ -118,9 +119,11 @@ public struct BrokerError: Error, Sendable, CustomStringConvertible {
     /// What went wrong, for a person: names the broker (without credentials) and the cause.
     public let message: String
 
+    /// An error saying `message`.
     public init(_ message: String) {
         self.message = message
     }
 
+    /// ``message``.
     public var description: String { message }
 }

@@ -12,21 +12,30 @@ import NIOCore
 /// - Context: kept across messages unless no-context-takeover was agreed for that direction;
 ///   then the zlib stream is freed after each message, so an idle connection holds none.
 public final class PerMessageDeflate: WebSocketExtension {
+    /// The registered extension name, `permessage-deflate`, as it appears in `Sec-WebSocket-Extensions`.
     public static let name = "permessage-deflate"
+    /// `permessage-deflate`, the same as the type's static `name`.
     public var name: String { Self.name }
+    /// RSV1: set on the first frame of every compressed message.
     public var reservedBits: ReservedBits { .rsv1 }
 
     let configuration: PerMessageDeflateConfiguration
     /// Window bits of this side's compressor; 8 means "send uncompressed" (zlib cannot do 8).
     public let localWindowBits: Int
+    /// Whether this side resets (and frees) its compressor after every message, as negotiated.
     public let localNoContextTakeover: Bool
+    /// Window bits (8...15) of the peer's compressor, as negotiated: the window this side inflates with.
     public let peerWindowBits: Int
+    /// Whether the peer resets its context after every message, so that this side frees its
+    /// decompressor between messages.
     public let peerNoContextTakeover: Bool
 
     private var compressor: ZlibCompressor?
     private var decompressor: ZlibDecompressor?
     private static let tail: [UInt8] = [0x00, 0x00, 0xFF, 0xFF]
 
+    /// The extension for one connection, with the parameters the negotiation agreed on; zlib streams
+    /// are made on first use. The negotiators (``ServerNegotiator``, ``ClientNegotiator``) make it.
     public init(configuration: PerMessageDeflateConfiguration, localWindowBits: Int, localNoContextTakeover: Bool,
                 peerWindowBits: Int, peerNoContextTakeover: Bool) {
         self.configuration = configuration
@@ -38,10 +47,15 @@ public final class PerMessageDeflate: WebSocketExtension {
 
     /// Whether zlib streams are allocated now (for tests and memory checks).
     public var holdsCompressor: Bool { compressor != nil }
+    /// Whether this side's zlib inflate stream is allocated now.
     public var holdsDecompressor: Bool { decompressor != nil }
 
     // MARK: Decoding
 
+    /// Inflates one frame of a compressed message, appending the `00 00 ff ff` tail after the last.
+    /// - Throws: ``ExtensionError/messageTooBig`` when the output would pass `maxOutput` (checked while
+    ///   inflating), ``ExtensionError/invalidData(_:)`` for data zlib cannot inflate,
+    ///   ``ExtensionError/internalError(_:)`` when zlib cannot be set up.
     public func decode(frame: ByteBuffer, isFinal: Bool, maxOutput: Int) throws(ExtensionError) -> ByteBuffer {
         let inflater: ZlibDecompressor
         if let decompressor {
@@ -106,6 +120,10 @@ public final class PerMessageDeflate: WebSocketExtension {
 
     // MARK: Encoding
 
+    /// Deflates an outgoing message, or returns nil to send it as it is: below
+    /// ``PerMessageDeflateConfiguration/minimumMessageSize``, with an 8-bit window, or (without context
+    /// takeover) when it does not shrink.
+    /// - Throws: ``ExtensionError/internalError(_:)`` when zlib fails.
     public func encode(message: ByteBuffer, opcode: Opcode) throws(ExtensionError) -> (payload: ByteBuffer, reservedBits: ReservedBits)? {
         guard localWindowBits >= 9, message.readableBytes > 0,
               message.readableBytes >= configuration.minimumMessageSize else { return nil }
@@ -144,6 +162,7 @@ public final class PerMessageDeflate: WebSocketExtension {
         return (output, .rsv1)
     }
 
+    /// Frees both zlib streams; the connection calls it once, when it ends.
     public func shutdown() {
         compressor = nil
         decompressor = nil

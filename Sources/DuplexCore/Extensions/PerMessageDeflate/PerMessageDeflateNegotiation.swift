@@ -22,6 +22,8 @@ public struct PerMessageDeflateConfiguration: Sendable, Hashable {
     /// Messages smaller than this are sent uncompressed. Default: 64 bytes.
     public var minimumMessageSize: Int
 
+    /// A configuration; every setting has a default (see each property). Values outside the documented
+    /// ranges stop the program (a precondition).
     public init(
         noContextTakeover: Bool = false,
         requestPeerNoContextTakeover: Bool = false,
@@ -48,14 +50,20 @@ public struct PerMessageDeflateConfiguration: Sendable, Hashable {
 extension PerMessageDeflate {
     /// The server's negotiation: takes the first acceptable offer (RFC 7692 §7.1).
     public struct ServerNegotiator: ServerExtensionNegotiator {
+        /// This side's settings and what it asks of the client.
         public var configuration: PerMessageDeflateConfiguration
+        /// `permessage-deflate`.
         public var name: String { PerMessageDeflate.name }
+        /// RSV1.
         public var reservedBits: ReservedBits { .rsv1 }
 
+        /// A negotiator with `configuration` (zlib's defaults, context takeover, window 15 by default).
         public init(configuration: PerMessageDeflateConfiguration = PerMessageDeflateConfiguration()) {
             self.configuration = configuration
         }
 
+        /// Accepts the first of the client's offers whose parameters are valid and acceptable (RFC 7692
+        /// §7.1), answering with the parameters this side will use; nil when none is.
         public func accept(offers: [ExtensionOffer]) -> (response: ExtensionOffer, extension: any WebSocketExtension)? {
             for offer in offers {
                 guard let offered = try? PerMessageDeflateParameters.parse(offer, isResponse: false) else { continue }
@@ -94,10 +102,14 @@ extension PerMessageDeflate {
     /// The client's negotiation: one offer from the configuration, and the checks of the
     /// server's answer (RFC 7692 §7.1); an answer that breaks them fails the connection.
     public struct ClientNegotiator: ClientExtensionNegotiator {
+        /// This side's settings and what it asks of the server.
         public var configuration: PerMessageDeflateConfiguration
+        /// `permessage-deflate`.
         public var name: String { PerMessageDeflate.name }
+        /// RSV1.
         public var reservedBits: ReservedBits { .rsv1 }
 
+        /// A negotiator with `configuration` (zlib's defaults, context takeover, window 15 by default).
         public init(configuration: PerMessageDeflateConfiguration = PerMessageDeflateConfiguration()) {
             self.configuration = configuration
         }
@@ -112,8 +124,13 @@ extension PerMessageDeflate {
             )
         }
 
+        /// One offer: ``offer`` as a `Sec-WebSocket-Extensions` element.
         public func offers() -> [ExtensionOffer] { [offer.element] }
 
+        /// Checks the server's answer against the offer and makes the extension.
+        /// - Throws: ``HandshakeError`` when the answer has an unknown, duplicate or invalid parameter, a
+        ///   window above what was offered, lacks `server_no_context_takeover` that was asked for, or has
+        ///   `client_max_window_bits` without a value.
         public func accept(response: ExtensionOffer) throws(HandshakeError) -> any WebSocketExtension {
             let answer: PerMessageDeflateParameters
             do {

@@ -10,6 +10,7 @@ public struct PerMessageDeflateParameters: Sendable, Hashable {
     /// the parameter without a value); in a response, the client's window limit.
     public var clientMaxWindowBits: ClientWindowBits?
 
+    /// The value of `client_max_window_bits`, which may be written without one.
     public enum ClientWindowBits: Sendable, Hashable {
         /// `client_max_window_bits` without a value (offers only): "tell me a limit if you want".
         case supported
@@ -17,6 +18,7 @@ public struct PerMessageDeflateParameters: Sendable, Hashable {
         case bits(Int)
     }
 
+    /// Parameters; each is absent unless given.
     public init(serverNoContextTakeover: Bool = false, clientNoContextTakeover: Bool = false,
                 serverMaxWindowBits: Int? = nil, clientMaxWindowBits: ClientWindowBits? = nil) {
         self.serverNoContextTakeover = serverNoContextTakeover
@@ -27,10 +29,14 @@ public struct PerMessageDeflateParameters: Sendable, Hashable {
 
     /// Why an element's parameters are not acceptable.
     public enum Invalid: Error, Hashable, CustomStringConvertible {
+        /// A parameter RFC 7692 does not define.
         case unknown(String)
+        /// A parameter given twice in one element.
         case duplicate(String)
+        /// A parameter's value (nil: missing) outside what it allows, e.g. window bits outside 8...15 or with a leading zero.
         case badValue(String, String?)
 
+        /// What is wrong, e.g. `unknown parameter x_foo`.
         public var description: String {
             switch self {
             case .unknown(let name): "unknown parameter \(name)"
@@ -42,7 +48,9 @@ public struct PerMessageDeflateParameters: Sendable, Hashable {
 
     /// Parses an element's parameters. Unknown or duplicate parameters and bad values are
     /// invalid (§7.1: the server declines such an offer; a client fails on such a response).
-    /// - Parameter isResponse: in a response, `client_max_window_bits` needs a value.
+    /// - Parameters:
+    ///   - element: one `permessage-deflate` element of an offer or a response.
+    ///   - isResponse: in a response, `client_max_window_bits` needs a value.
     public static func parse(_ element: ExtensionOffer, isResponse: Bool) throws(Invalid) -> PerMessageDeflateParameters {
         var result = PerMessageDeflateParameters()
         var seen: Set<String> = []
