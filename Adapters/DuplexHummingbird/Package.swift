@@ -8,6 +8,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .library(name: "DuplexHummingbird", targets: ["DuplexHummingbird"]),
+        .executable(name: "hummingbird-chat", targets: ["hummingbird-chat"]),
     ],
     dependencies: [
         .package(name: "Duplex", path: "../.."),
@@ -33,10 +34,22 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // Examples/HummingbirdChat: the app (a library, for the tests) and its executable.
+        .target(
+            name: "HummingbirdChat",
+            dependencies: [
+                "DuplexHummingbird",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/HummingbirdChat/App"
+        ),
+        .executableTarget(name: "hummingbird-chat", dependencies: ["HummingbirdChat"], path: "Examples/HummingbirdChat/Main"),
         .testTarget(
             name: "DuplexHummingbirdTests",
             dependencies: [
                 "DuplexHummingbird",
+                "HummingbirdChat",
                 .product(name: "Duplex", package: "Duplex"),
                 .product(name: "DuplexCore", package: "Duplex"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -29,8 +29,8 @@ struct BenchEndpoint: Sendable {
 }
 
 /// One load-generating WebSocket connection, straight on SwiftNIO and DuplexCore: it writes the
-/// upgrade request by hand, checks the answer with `ClientHandshake`, then frames, masks and
-/// parses with a client-role `Connection`. What it sends and what it does with what it receives
+/// upgrade request of a `ClientHandshake` (`writeHTTP1Request(into:)`), checks the answer with
+/// it, then frames, masks and parses with a client-role `Connection`. What it sends and what it does with what it receives
 /// is its subclass's (``EchoConnection``, ``SubscriberConnection``, ``PublisherConnection``),
 /// through ``opened()``, ``received(_:)`` and ``closedByServer(_:)``. Writes made while reading
 /// are flushed once per read batch.
@@ -62,7 +62,7 @@ class BenchConnection: ChannelInboundHandler {
         self.loop = loop
         self.upgraded = upgraded
         self.closed = eventLoop.makePromise(of: Void.self)
-        self.handshake = ClientHandshake(host: endpoint.hostHeader)
+        self.handshake = ClientHandshake(host: endpoint.hostHeader, path: endpoint.path)
         self.connection = Connection(
             role: .client,
             configuration: .init(limits: Limits(maxFrameSize: endpoint.maxFrameSize, maxMessageSize: endpoint.maxFrameSize))
@@ -88,11 +88,9 @@ class BenchConnection: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         self.context = context
-        var request = "GET \(endpoint.path) HTTP/1.1\r\n"
-        request += "Host: \(handshake.request.authority ?? "")\r\n"
-        for field in handshake.request.headerFields { request += "\(field.name): \(field.value)\r\n" }
-        request += "\r\n"
-        context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: request)), promise: nil)
+        var request = context.channel.allocator.buffer(capacity: 256)
+        handshake.writeHTTP1Request(into: &request)
+        context.writeAndFlush(wrapOutboundOut(request), promise: nil)
         context.fireChannelActive()
     }
 

@@ -32,54 +32,70 @@ import Testing
         }
     }
 
-    @Test func wssThroughTheProxy() async throws {
-        let certificate = try await TestCertificate.make()
+    /// Runs `body` with the port of a TLS test server whose certificate has `subjectAltName`
+    /// (none when nil), a client configuration through a CONNECT proxy that trusts it, and the
+    /// proxy (which opens every tunnel to `connectTo` when given).
+    static func withTLSBehindProxy(
+        subjectAltName: String? = "DNS:localhost,IP:127.0.0.1", connectTo: String? = nil,
+        _ body: @escaping @Sendable (_ port: Int, _ configuration: WebSocketClientConfiguration, _ proxy: TestConnectProxy) async throws -> Void
+    ) async throws {
+        let certificate = try await TestCertificate.make(subjectAltName: subjectAltName)
         defer { certificate.remove() }
-        let proxy = try await TestConnectProxy.start()
+        let proxy = try await TestConnectProxy.start(connectTo: connectTo)
         defer { Task { await proxy.stop() } }
         try await withClientTestServer(tls: certificate.serverTLS()) { port in
-            try await withTimeLimit {
-                var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port))
-                configuration.tls.trustRoots = .file(certificate.certificatePath)
-                // TLS runs end to end inside the tunnel, with SNI and the name check for localhost.
-                let ws = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
-                try await ws.send(text: "secret")
-                var messages = ws.messages.makeAsyncIterator()
-                #expect(try await messages.next() == .text("secret"))
-                #expect(try await ws.close().code == .normalClosure)
-                #expect(proxy.requests.map(\.requestLine) == ["CONNECT localhost:\(port) HTTP/1.1"])
-            }
+            var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port))
+            configuration.tls.trustRoots = .file(certificate.certificatePath)
+            try await withTimeLimit { [configuration] in try await body(port, configuration, proxy) }
+        }
+    }
+
+    @Test func wssThroughTheProxy() async throws {
+        try await Self.withTLSBehindProxy { port, configuration, proxy in
+            // TLS runs end to end inside the tunnel, with SNI and the name check for localhost.
+            let ws = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
+            try await ws.send(text: "secret")
+            var messages = ws.messages.makeAsyncIterator()
+            #expect(try await messages.next() == .text("secret"))
+            #expect(try await ws.close().code == .normalClosure)
+            #expect(proxy.requests.map(\.requestLine) == ["CONNECT localhost:\(port) HTTP/1.1"])
         }
     }
 
     /// TLS through a tunnel: the certificate must name the target, not merely the address the
     /// socket is connected to (the proxy's).
     @Test func wssThroughTheProxyChecksTheTargetsName() async throws {
-        // A wildcard certificate that also names 127.0.0.1, the proxy's address.
-        let certificate = try await TestCertificate.make(subjectAltName: "DNS:*.example.test,IP:127.0.0.1")
-        defer { certificate.remove() }
-        // The proxy opens every tunnel to 127.0.0.1, so the names need not resolve.
-        let proxy = try await TestConnectProxy.start(connectTo: "127.0.0.1")
-        defer { Task { await proxy.stop() } }
-        try await withClientTestServer(tls: certificate.serverTLS()) { port in
-            try await withTimeLimit {
-                var configuration = Self.configuration(proxy: HTTPProxy(host: "127.0.0.1", port: proxy.port))
-                configuration.tls.trustRoots = .file(certificate.certificatePath)
-                for host in ["api.example.test", "API.Example.Test", "127.0.0.1"] {
-                    let ws = try await WebSocketConnection.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
-                    #expect(try await ws.close().code == .normalClosure, "\(host)")
+        // A wildcard certificate that also names 127.0.0.1, the proxy's address; the proxy opens
+        // every tunnel to 127.0.0.1, so the names need not resolve.
+        try await Self.withTLSBehindProxy(subjectAltName: "DNS:*.example.test,IP:127.0.0.1", connectTo: "127.0.0.1") { port, configuration, proxy in
+            for host in ["api.example.test", "API.Example.Test", "127.0.0.1"] {
+                let ws = try await WebSocketConnection.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
+                #expect(try await ws.close().code == .normalClosure, "\(host)")
+            }
+            for host in ["example.test", "a.b.example.test", "localhost", "other.test"] {
+                do {
+                    _ = try await WebSocketConnection.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
+                    Issue.record("a certificate for *.example.test was accepted for \(host)")
+                } catch let error as TLSIdentityError {
+                    #expect(error.expected == host.lowercased())
+                    #expect(error.names == ["*.example.test", "127.0.0.1"])
                 }
-                for host in ["example.test", "a.b.example.test", "localhost", "other.test"] {
-                    do {
-                        _ = try await WebSocketConnection.connect(to: "wss://\(host):\(port)/echo", configuration: configuration)
-                        Issue.record("a certificate for *.example.test was accepted for \(host)")
-                    } catch let error as TLSIdentityError {
-                        #expect(error.expected == host.lowercased())
-                        #expect(error.names == ["*.example.test", "127.0.0.1"])
-                    }
-                }
-                // The requests reached the server only for the accepted names.
-                #expect(proxy.requests.count == 7)
+            }
+            // The requests reached the server only for the accepted names.
+            #expect(proxy.requests.count == 7)
+        }
+    }
+
+    /// Through a tunnel a certificate without subject alternative names is refused, though its
+    /// common name is the host (RFC 6125).
+    @Test func wssThroughTheProxyRefusesACommonNameOnly() async throws {
+        try await Self.withTLSBehindProxy(subjectAltName: nil) { port, configuration, _ in
+            do {
+                _ = try await WebSocketConnection.connect(to: "wss://localhost:\(port)/echo", configuration: configuration)
+                Issue.record("a certificate with CN=localhost and no alternative names was accepted")
+            } catch let error as TLSIdentityError {
+                #expect(error.expected == "localhost")
+                #expect(error.names == [])
             }
         }
     }

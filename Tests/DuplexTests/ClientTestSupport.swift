@@ -419,7 +419,9 @@ struct TestCertificate {
     let certificatePath: String
     let keyPath: String
 
-    static func make(subjectAltName: String = "DNS:localhost,IP:127.0.0.1") async throws -> TestCertificate {
+    /// A self-signed certificate for CN=localhost with `subjectAltName` (openssl's syntax), or no
+    /// subject alternative names when it is nil.
+    static func make(subjectAltName: String? = "DNS:localhost,IP:127.0.0.1") async throws -> TestCertificate {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("duplex-client-tls-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificate = directory.appendingPathComponent("cert.pem").path
@@ -429,8 +431,7 @@ struct TestCertificate {
         process.arguments = [
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
             "-keyout", key, "-out", certificate, "-days", "1", "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=\(subjectAltName)",
-        ]
+        ] + (subjectAltName.map { ["-addext", "subjectAltName=\($0)"] } ?? [])
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         let status = try await exitStatus(of: process)

@@ -2,38 +2,37 @@ import NIOCore
 import NIOSSL
 import NIOTLS
 
-/// The server certificate did not name the host the client wanted (TLS through a proxy).
-public struct TLSIdentityError: Error, Sendable, Hashable, CustomStringConvertible {
-    /// The host name or IP address the certificate had to name.
-    public var expected: String
-    /// The DNS names and IP addresses the certificate names.
-    public var names: [String]
-
-    /// Which host was expected and which names the certificate carries.
-    public var description: String {
-        "the server's certificate is not valid for \(expected)"
-            + (names.isEmpty ? " (it names no host)" : " (it names \(names.joined(separator: ", ")))")
-    }
-}
-
 /// Checks the server certificate's identity for TLS through a proxy tunnel.
 ///
 /// NIOSSL checks a certificate against the host name and also against the IP address the
 /// socket is connected to. Through a proxy that address is the proxy's, so a certificate for
 /// the proxy's IP address would pass for any host. For tunnelled connections the client
 /// therefore lets NIOSSL check the chain only (`noHostnameVerification`) and checks the name
-/// here, against the target: its DNS name (wildcards in the leftmost label only) or its IP
-/// address, in the certificate's subject alternative names.
+/// here, against the target, with swift-certificates' RFC 6125 rules (``ServerIdentity``).
 ///
 /// It holds back `channelActive` from the handlers after it (the HTTP upgrade) until the TLS
 /// handshake completed and the name matched, so no request leaves before; on a mismatch it
-/// fires ``TLSIdentityError`` and closes.
+/// fires ``TLSIdentityError`` and closes. X509's check is async: it runs in a task while this
+/// handler holds back what arrives (events and reads), and its outcome is handled on the loop.
 final class TunnelIdentityCheck: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = Any
 
+    /// What arrived while the check ran, passed on in order once it passed.
+    private enum Held {
+        case read(NIOAny)
+        case readComplete
+        case event(Any)
+    }
+
+    private enum State {
+        case awaitingHandshake
+        case checking([Held])
+        case finished
+    }
+
     private let expected: String
     private var activeHeld = false
-    private var done = false
+    private var state = State.awaitingHandshake
 
     /// - Parameter expected: the host name or IP literal the certificate must name.
     init(expected: String) {
@@ -44,71 +43,66 @@ final class TunnelIdentityCheck: ChannelInboundHandler, RemovableChannelHandler 
         activeHeld = true
     }
 
+    func channelInactive(context: ChannelHandlerContext) {
+        // A check still running finds the connection gone and does nothing.
+        state = .finished
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .checking(var held) = state else { return context.fireChannelRead(data) }
+        held.append(.read(data))
+        state = .checking(held)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        guard case .checking(var held) = state else { return context.fireChannelReadComplete() }
+        held.append(.readComplete)
+        state = .checking(held)
+    }
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard !done, let tls = event as? TLSUserEvent, case .handshakeCompleted = tls else {
+        switch state {
+        case .checking(var held):
+            held.append(.event(event))
+            state = .checking(held)
+        case .finished:
             context.fireUserInboundEventTriggered(event)
-            return
+        case .awaitingHandshake:
+            guard let tls = event as? TLSUserEvent, case .handshakeCompleted = tls else {
+                return context.fireUserInboundEventTriggered(event)
+            }
+            guard let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate() else {
+                return refuse(context: context, names: [])
+            }
+            state = .checking([.event(event)])
+            let expected = self.expected
+            let outcome = context.eventLoop.makePromise(of: ServerIdentity.Outcome.self)
+            outcome.completeWithTask { await ServerIdentity.check(certificate, names: expected) }
+            outcome.futureResult.assumeIsolated().whenSuccess { outcome in
+                self.finish(outcome, context: context)
+            }
         }
-        done = true
-        let certificate = try? context.pipeline.syncOperations.nioSSL_peerCertificate()
-        guard let certificate, Self.certificate(certificate, names: expected) else {
-            let names = certificate.map(Self.names(in:)) ?? []
-            context.fireErrorCaught(TLSIdentityError(expected: expected, names: names))
-            context.close(promise: nil)
-            return
-        }
+    }
+
+    private func finish(_ outcome: ServerIdentity.Outcome, context: ChannelHandlerContext) {
+        guard case .checking(let held) = state else { return }
+        guard outcome.matches else { return refuse(context: context, names: outcome.names) }
+        state = .finished
         if activeHeld { context.fireChannelActive() }
-        context.fireUserInboundEventTriggered(event)
+        for item in held {
+            switch item {
+            case .read(let data): context.fireChannelRead(data)
+            case .readComplete: context.fireChannelReadComplete()
+            case .event(let event): context.fireUserInboundEventTriggered(event)
+            }
+        }
         context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
     }
 
-    /// Whether `certificate`'s subject alternative names include `host`: an IP address SAN equal
-    /// to an IP literal, or a DNS SAN equal to the name (ASCII case-insensitive, trailing dot
-    /// ignored) or a wildcard `*.rest` standing for exactly one leftmost label.
-    static func certificate(_ certificate: NIOSSLCertificate, names host: String) -> Bool {
-        if let address = IPAddressBytes.parse(host) {
-            return certificate._subjectAlternativeNames().contains { name in
-                name.nameType == .ipAddress && Array(name.contents) == address
-            }
-        }
-        var wanted = host.lowercased()
-        if wanted.hasSuffix(".") { wanted.removeLast() }
-        return certificate._subjectAlternativeNames().contains { name in
-            guard name.nameType == .dnsName else { return false }
-            return dnsName(String(decoding: Array(name.contents), as: UTF8.self), matches: wanted)
-        }
-    }
-
-    static func dnsName(_ pattern: String, matches host: String) -> Bool {
-        var pattern = pattern.lowercased()
-        if pattern.hasSuffix(".") { pattern.removeLast() }
-        guard !pattern.isEmpty, !host.isEmpty else { return false }
-        if pattern.hasPrefix("*.") {
-            let suffix = pattern.dropFirst(1)  // ".rest"
-            // The wildcard covers one label: non-empty, without dots; the rest has two labels at least.
-            guard suffix.dropFirst().contains("."), host.hasSuffix(suffix) else { return false }
-            let label = host.dropLast(suffix.count)
-            return !label.isEmpty && !label.contains(".")
-        }
-        return !pattern.contains("*") && pattern == host
-    }
-
-    static func names(in certificate: NIOSSLCertificate) -> [String] {
-        certificate._subjectAlternativeNames().compactMap { name in
-            switch name.nameType {
-            case .dnsName:
-                return String(decoding: Array(name.contents), as: UTF8.self)
-            case .ipAddress:
-                let bytes = Array(name.contents)
-                if bytes.count == 4 { return bytes.map(String.init).joined(separator: ".") }
-                if bytes.count == 16 {
-                    return stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
-                        .joined(separator: ":")
-                }
-                return nil
-            default:
-                return nil
-            }
-        }
+    private func refuse(context: ChannelHandlerContext, names: [String]) {
+        state = .finished
+        context.fireErrorCaught(TLSIdentityError(expected: expected, names: names))
+        context.close(promise: nil)
     }
 }
