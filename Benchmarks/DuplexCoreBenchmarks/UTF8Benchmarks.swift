@@ -19,7 +19,7 @@ func runUTF8Benchmarks(_ harness: Harness) {
         precondition(bytes.withUnsafeBufferPointer { String(validating: $0, as: UTF8.self) } != nil)
         let size = bytes.count
         let storage = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
-        storage.copyMemory(from: UnsafeRawBufferPointer(start: bytes, count: size))
+        bytes.withUnsafeBytes { storage.copyMemory(from: $0) }
         let raw = UnsafeRawBufferPointer(storage)
         let typed = raw.assumingMemoryBound(to: UInt8.self)
 
