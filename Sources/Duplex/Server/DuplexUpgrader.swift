@@ -129,16 +129,13 @@ public final class DuplexUpgrader: Service, Sendable {
             var request = request
             if request.remoteAddress == nil { request.remoteAddress = channel.remoteAddress }
             let result = channel.eventLoop.makePromise(of: Outcome.self)
-            let version = (Int(httpVersion.major), Int(httpVersion.minor))
-            context.admitWebSocket(request, to: endpoint, settings: context.settings(route: request.route, endpoint: endpoint),
-                                   eventLoop: channel.eventLoop,
-                                   validate: { ServerHandshake.validate($0, httpVersion: version, maxHeaderBytes: $1) }) { [self] decision in
+            admit(request, endpoint: endpoint, httpVersion: httpVersion, eventLoop: channel.eventLoop) { [self] decision in
                 guard channel.isActive else { return result.succeed(.closed) }
                 switch decision {
-                case .refuse(let status, let reason, let headerFields):
-                    context.logger.debug("refused upgrade", metadata: ["status": "\(status.code)", "reason": "\(reason)"])
-                    result.succeed(.refused(WebSocketAdmission.refusalResponse(status, reason: reason, headerFields: headerFields)))
-                case .accept(let accepted):
+                case .refuse(let refusal):
+                    result.succeed(.refused(refusal))
+                case .accept(let acceptance):
+                    let accepted = acceptance.accepted
                     do {
                         try switchProtocols(accepted, channel: channel, httpHandlers: handlers.value)
                         result.succeed(.upgraded(subprotocol: accepted.subprotocol))
@@ -192,13 +189,7 @@ public final class DuplexUpgrader: Service, Sendable {
                                  httpHandlers: [any RemovableChannelHandler]) throws {
         let pipeline = channel.pipeline.syncOperations
         let response = Self.switchingProtocols(accepted.headerFields, allocator: channel.allocator)
-        let request = accepted.request
-        let opening = OpeningRequest(request: .converted(request.head), parameters: request.parameters, route: request.route,
-                                     remoteAddress: request.remoteAddress)
-        let driver = accepted.makeDriver(server: context, opening: opening, connectionID: context.nextConnectionID(),
-                                         transport: .http1, eventLoop: channel.eventLoop)
-        let handler = ChannelConnectionHandler(driver: driver)
-        context.track(channel)
+        let handler = makeConnectionHandler(accepted, channel: channel)
         guard let nearest = httpHandlers.first else {
             channel.writeAndFlush(response, promise: nil)
             try pipeline.addHandler(handler)

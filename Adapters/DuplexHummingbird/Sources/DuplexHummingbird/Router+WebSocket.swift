@@ -47,7 +47,7 @@ extension RouterMethods {
             for (name, value) in context.parameters { parameters[String(name)] = String(value) }
             let routeRequest = RouteRequest(head: request.head, parameters: parameters, route: context.endpointPath ?? registered,
                                             remoteAddress: connection.channel.remoteAddress)
-            let bound = onUpgrade.map { endpoint.withHook($0, context: context) } ?? endpoint
+            let bound = onUpgrade.map { hook in endpoint.precededByUpgradeHook { await hook($0, context) } } ?? endpoint
             let handlers = connection.httpHandlers
             let channel = connection.channel
             let result = try await channel.eventLoop.flatSubmit {
@@ -63,27 +63,5 @@ extension RouterMethods {
                 return Response(status: .badRequest)
             }
         }
-    }
-}
-
-extension WebSocketEndpoint {
-    /// This endpoint with `hook` (given `context`) deciding before its own `onUpgrade`.
-    func withHook<Context: Sendable>(_ hook: @escaping @Sendable (RouteRequest, Context) async -> UpgradeDecision,
-                                     context: Context) -> WebSocketEndpoint {
-        var endpoint = self
-        let own = onUpgrade
-        endpoint.onUpgrade = { request in
-            let first = await hook(request, context)
-            guard case .accept(let userData, let headerFields) = first, let own else { return first }
-            switch await own(request) {
-            case .accept(let ownData, let ownFields):
-                var fields = headerFields
-                fields.append(contentsOf: ownFields)
-                return .accept(userData: ownData ?? userData, headerFields: fields)
-            case let rejection:
-                return rejection
-            }
-        }
-        return endpoint
     }
 }
