@@ -5,7 +5,7 @@ import NIOHTTP1
 
 /// The upgrade in two steps, for a framework that writes the 101 itself and then hands over a
 /// channel that carries bytes (Vapor's `Upgrader`): ``decide(_:endpoint:httpVersion:eventLoop:)``
-/// decides the request with the same rules as ``upgrade(_:endpoint:httpVersion:channel:removing:)``
+/// decides the request with the same rules as `upgrade(_:endpoint:httpVersion:channel:removing:)`
 /// and returns the 101's header fields; once the framework has written that 101 and removed its
 /// HTTP handlers, ``takeOver(_:channel:)`` runs the endpoint on the channel.
 extension DuplexUpgrader {
@@ -31,7 +31,7 @@ extension DuplexUpgrader {
         case refuse(RouteResponse)
     }
 
-    /// Decides an upgrade request for `endpoint` as ``upgrade(_:endpoint:httpVersion:channel:removing:)``
+    /// Decides an upgrade request for `endpoint` as `upgrade(_:endpoint:httpVersion:channel:removing:)`
     /// does (a request without `Upgrade: websocket` is refused with 426), without touching a channel.
     /// - Parameters:
     ///   - request: the request as the framework routed it (route, path parameters, remote address).
