@@ -40,7 +40,6 @@ extension DuplexUpgrader {
     ///   - eventLoop: the event loop of the request's connection (the `onUpgrade` hook's answer arrives there).
     public func decide(_ request: RouteRequest, endpoint: WebSocketEndpoint, httpVersion: HTTPVersion = .http1_1,
                        eventLoop: any EventLoop) async -> Decision {
-        guard ServerHandshake.isUpgradeRequest(request.headerFields) else { return .refuse(ServerContext.upgradeRequired) }
         let decision = eventLoop.flatSubmit { [self] in
             let promise = eventLoop.makePromise(of: Decision.self)
             admit(request, endpoint: endpoint, httpVersion: httpVersion, eventLoop: eventLoop, decided: promise.succeed)
@@ -51,9 +50,12 @@ extension DuplexUpgrader {
             .serviceUnavailable, reason: "shutting down", headerFields: [:]))
     }
 
-    /// Decides `request` (on `eventLoop`) with the rules of ``WebSocketServer``; calls `decided` on `eventLoop`.
+    /// Decides `request` (on `eventLoop`) with the rules of ``WebSocketServer``; calls `decided` on
+    /// `eventLoop`. A plain request for the endpoint (no `Upgrade: websocket`) is refused with 426,
+    /// as a server's router answers it.
     func admit(_ request: RouteRequest, endpoint: WebSocketEndpoint, httpVersion: HTTPVersion, eventLoop: any EventLoop,
                decided: @escaping (Decision) -> Void) {
+        guard ServerHandshake.isUpgradeRequest(request.headerFields) else { return decided(.refuse(ServerContext.upgradeRequired)) }
         let version = (Int(httpVersion.major), Int(httpVersion.minor))
         context.admitWebSocket(request, to: endpoint, settings: context.settings(route: request.route, endpoint: endpoint),
                                eventLoop: eventLoop,

@@ -120,10 +120,6 @@ public final class DuplexUpgrader: Service, Sendable {
     /// - Returns: on the channel's event loop, what became of the request.
     public func upgrade(_ request: RouteRequest, endpoint: WebSocketEndpoint, httpVersion: HTTPVersion = .http1_1,
                         channel: any Channel, removing httpHandlers: [any RemovableChannelHandler]) -> EventLoopFuture<Outcome> {
-        // A plain request for the endpoint (no `Upgrade: websocket`) is answered as by a server's router.
-        guard ServerHandshake.isUpgradeRequest(request.headerFields) else {
-            return channel.eventLoop.makeSucceededFuture(.refused(ServerContext.upgradeRequired))
-        }
         let handlers = NIOLoopBound(httpHandlers, eventLoop: channel.eventLoop)
         return channel.eventLoop.flatSubmit { [self] in
             var request = request
@@ -188,7 +184,8 @@ public final class DuplexUpgrader: Service, Sendable {
     private func switchProtocols(_ accepted: AcceptedWebSocket, channel: any Channel,
                                  httpHandlers: [any RemovableChannelHandler]) throws {
         let pipeline = channel.pipeline.syncOperations
-        let response = Self.switchingProtocols(accepted.headerFields, allocator: channel.allocator)
+        var response = channel.allocator.buffer(capacity: 160)
+        ServerHandshake.writeHTTP1SwitchingProtocols(accepted.headerFields, into: &response)
         let handler = makeConnectionHandler(accepted, channel: channel)
         guard let nearest = httpHandlers.first else {
             channel.writeAndFlush(response, promise: nil)
@@ -208,20 +205,6 @@ public final class DuplexUpgrader: Service, Sendable {
         let removed = channel.eventLoop.makePromise(of: Void.self)
         pipeline.removeHandler(nearest, promise: removed)
         removed.futureResult.whenSuccess { channel.pipeline.fireChannelReadComplete() }
-    }
-
-    /// The 101 response's bytes (RFC 9112 §4: status line, fields, empty line).
-    static func switchingProtocols(_ headerFields: HTTPFields, allocator: ByteBufferAllocator) -> ByteBuffer {
-        var bytes = allocator.buffer(capacity: 160)
-        bytes.writeString("HTTP/1.1 101 Switching Protocols\r\n")
-        for field in headerFields {
-            bytes.writeString(field.name.rawName)
-            bytes.writeString(": ")
-            bytes.writeString(field.value)
-            bytes.writeString("\r\n")
-        }
-        bytes.writeString("\r\n")
-        return bytes
     }
 
     /// Runs until the enclosing `ServiceGroup` shuts down gracefully (or the task is cancelled),

@@ -3,8 +3,9 @@ import HTTPTypes
 import NIOCore
 import Testing
 
-/// `ClientHandshake.writeHTTP1Request(into:)`: the upgrade request as HTTP/1.1 bytes.
-@Suite struct ClientHandshakeHTTP1Tests {
+/// The opening handshake as HTTP/1.1 bytes: `ClientHandshake.writeHTTP1Request(into:)` and
+/// `ServerHandshake.writeHTTP1SwitchingProtocols(_:into:)`.
+@Suite struct HTTP1HeadTests {
     /// RFC 6455 §1.2's request (fields in Duplex's order), with its key, and its answer accepted.
     @Test func writesTheRFCRequest() throws {
         let handshake = ClientHandshake(host: "server.example.com", path: "/chat", subprotocols: ["chat", "superchat"],
@@ -45,5 +46,24 @@ import Testing
             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13", "Authorization: Bearer t0k3n",
             "X-Trace: 1", "", "",
         ])
+    }
+
+    /// RFC 6455 §1.3's answer to that request, from the server's acceptance of it.
+    @Test func writesTheRFCAnswer() throws {
+        let handshake = ClientHandshake(host: "server.example.com", path: "/chat", subprotocols: ["chat", "superchat"],
+                                        origin: "http://example.com", key: "dGhlIHNhbXBsZSBub25jZQ==")
+        let upgrade = try ServerHandshake.validate(handshake.request, httpVersion: (1, 1)).get()
+        let acceptance = ServerHandshake.accept(upgrade, subprotocol: "chat")
+        var buffer = ByteBuffer()
+        ServerHandshake.writeHTTP1SwitchingProtocols(acceptance.headerFields, into: &buffer)
+        #expect(String(buffer: buffer) == """
+            HTTP/1.1 101 Switching Protocols\r
+            Upgrade: websocket\r
+            Connection: Upgrade\r
+            Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r
+            Sec-WebSocket-Protocol: chat\r
+            \r
+
+            """)
     }
 }
